@@ -1,0 +1,66 @@
+"""Input shapes accepted by every transform, and the frame rule.
+
+A waveform may be ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` (as nnAudio accepts) or
+``(batch, channels, time)``. Transforms work on a flat ``(rows, time)`` view and put the leading
+dimensions back on the output: ``(time,)`` -> ``(1, ...)`` (as nnAudio), ``(batch, time)`` and
+``(batch, 1, time)`` -> ``(batch, ...)``, ``(batch, channels, time)`` with channels > 1 ->
+``(batch, channels, ...)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["check_waveform", "flatten_waveform", "frame_count", "frame_lengths", "unflatten"]
+
+ACCEPTED = "(time,), (batch, time), (batch, 1, time) or (batch, channels, time)"
+
+
+def check_waveform(x: torch.Tensor, name: str = "x") -> None:
+    """Raise ``ValueError`` unless ``x`` is a floating tensor of 1 to 3 dimensions."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(
+            f"{name} must be a torch.Tensor of shape {ACCEPTED}, got {type(x).__name__}"
+        )
+    if x.ndim not in (1, 2, 3):
+        raise ValueError(f"{name} has shape {tuple(x.shape)}; expected {ACCEPTED}")
+    if not x.is_floating_point():
+        raise ValueError(
+            f"{name} has dtype {x.dtype}; expected a floating dtype (convert integer PCM first, "
+            "e.g. with nnaudio_data.io which scales it to [-1, 1])"
+        )
+
+
+def flatten_waveform(x: torch.Tensor, name: str = "x") -> tuple[torch.Tensor, tuple[int, ...]]:
+    """Return ``(rows, time)`` and the leading shape that :func:`unflatten` puts back."""
+    check_waveform(x, name)
+    if x.ndim == 1:
+        return x.unsqueeze(0), (1,)
+    if x.ndim == 2:
+        return x, (x.shape[0],)
+    if x.shape[1] == 1:
+        return x[:, 0], (x.shape[0],)
+    return x.reshape(-1, x.shape[-1]), (x.shape[0], x.shape[1])
+
+
+def unflatten(y: torch.Tensor, lead: tuple[int, ...]) -> torch.Tensor:
+    """Put back the leading shape taken off by :func:`flatten_waveform` (``y`` is ``(rows, ...)``)."""
+    return y.reshape(*lead, *y.shape[1:])
+
+
+def frame_count(n_samples: int, n_fft: int, hop_length: int, center: bool) -> int:
+    """Frames a ``(time,)`` signal of ``n_samples`` gives: ``1 + (n + 2 * (n_fft // 2) - n_fft) // hop``
+    with ``center`` (librosa's and torch.stft's rule), ``1 + (n - n_fft) // hop`` without
+    (0 when the signal is shorter than ``n_fft``)."""
+    padded = n_samples + 2 * (n_fft // 2) if center else n_samples
+    if padded < n_fft:
+        return 0
+    return 1 + (padded - n_fft) // hop_length
+
+
+def frame_lengths(lengths: torch.Tensor, n_fft: int, hop_length: int, center: bool) -> torch.Tensor:
+    """:func:`frame_count` for a tensor of sample lengths (any shape, integer)."""
+    lengths = torch.as_tensor(lengths)
+    padded = lengths + 2 * (n_fft // 2) if center else lengths
+    frames = torch.div(padded - n_fft, hop_length, rounding_mode="floor") + 1
+    return frames.clamp_min(0).to(torch.long)

@@ -1,0 +1,136 @@
+"""The batch types that travel through a pipeline.
+
+:class:`WaveBatch` is padded audio with valid lengths in samples; :class:`SpecBatch` is the
+spectrogram a transform made of it, with valid lengths in frames. Both carry the sample rate, the
+sample keys, the labels and free metadata, move with ``.to(device, non_blocking=...)`` and pin with
+``.pin_memory()`` (so ``DataLoader(pin_memory=True)`` pins them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from typing_extensions import Self
+
+__all__ = ["SpecBatch", "WaveBatch", "length_mask"]
+
+
+def length_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
+    """``(batch, size)`` boolean mask, ``True`` where the position is within the valid length."""
+    positions = torch.arange(size, device=lengths.device)
+    return positions.unsqueeze(0) < lengths.reshape(-1, 1)
+
+
+def _move(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    return fn(value) if isinstance(value, torch.Tensor) else value
+
+
+@dataclasses.dataclass(kw_only=True)
+class _Batch:
+    lengths: torch.Tensor
+    sample_rate: int
+    keys: list[str] = dataclasses.field(default_factory=list)
+    labels: torch.Tensor | list[Any] | None = None
+    meta: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    @property
+    def data(self) -> torch.Tensor:
+        """The padded tensor (``audio`` or ``spec``)."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return int(self.lengths.shape[0])
+
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Self:
+        changes = {f.name: _move(getattr(self, f.name), fn) for f in dataclasses.fields(self)}
+        return dataclasses.replace(self, **changes)
+
+    def to(
+        self,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        non_blocking: bool = False,
+    ) -> Self:
+        """Move every tensor to ``device``; ``dtype`` applies to floating tensors only."""
+
+        def move(t: torch.Tensor) -> torch.Tensor:
+            t = t.to(device=device, non_blocking=non_blocking)
+            return t.to(dtype) if dtype is not None and t.is_floating_point() else t
+
+        return self._map(move)
+
+    def pin_memory(self) -> Self:
+        """A copy whose tensors live in pinned (page-locked) memory."""
+        return self._map(lambda t: t.pin_memory())
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.device
+
+
+@dataclasses.dataclass(kw_only=True)
+class WaveBatch(_Batch):
+    """Padded waveforms.
+
+    Attributes:
+        audio: ``(batch, time)`` or ``(batch, channels, time)``, zero-padded after each item's end.
+        lengths: ``(batch,)`` int64, valid samples per item.
+        sample_rate: the (single) sample rate of every item.
+        keys: one string per item (file name, shard key...).
+        labels: a tensor or list of per-item labels, or ``None``.
+        meta: one dict per item.
+    """
+
+    audio: torch.Tensor
+
+    def __post_init__(self) -> None:
+        _check(self.audio, self.lengths, "audio")
+
+    @property
+    def data(self) -> torch.Tensor:
+        return self.audio
+
+
+@dataclasses.dataclass(kw_only=True)
+class SpecBatch(_Batch):
+    """Spectrograms with valid frame lengths.
+
+    Attributes:
+        spec: ``(batch, ..., frames)``; time is the last axis for the Magnitude / Phase formats and
+            the second-to-last for Complex ``(batch, freq, frames, 2)``: see ``time_dim``.
+        lengths: ``(batch,)`` int64, valid frames per item.
+        time_dim: the axis of ``spec`` that is time (default -1).
+    """
+
+    spec: torch.Tensor
+    time_dim: int = -1
+
+    def __post_init__(self) -> None:
+        _check(self.spec, self.lengths, "spec")
+
+    @property
+    def data(self) -> torch.Tensor:
+        return self.spec
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """``(batch, frames)`` boolean mask of valid frames."""
+        return length_mask(self.lengths.to(self.spec.device), self.spec.shape[self.time_dim])
+
+
+def _check(data: torch.Tensor, lengths: torch.Tensor, name: str) -> None:
+    if not isinstance(lengths, torch.Tensor) or lengths.ndim != 1:
+        raise ValueError(f"lengths must be a 1-D tensor, got {lengths!r}")
+    if data.shape[0] != lengths.shape[0]:
+        raise ValueError(
+            f"{name} has batch size {data.shape[0]} but lengths has {lengths.shape[0]} entries"
+        )
+
+
+def keys_or_default(keys: Sequence[str] | None, n: int) -> list[str]:
+    """``keys`` as a list, or ``['0', '1', ...]``."""
+    return list(keys) if keys is not None else [str(i) for i in range(n)]

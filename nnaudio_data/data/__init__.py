@@ -1,0 +1,1 @@
+"""Bundled default data: a few short real recordings as FLAC files and WebDataset shards."""

@@ -1,0 +1,43 @@
+"""Shared fixtures: devices (cpu always, cuda where present) and generated test signals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+
+CUDA = torch.cuda.is_available()
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="no CUDA device"))]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> str:
+    """Every device test runs on the CPU, and on CUDA where a GPU is present."""
+    return str(request.param)
+
+
+def make_signals(sr: int = 22050, seconds: float = 1.0, seed: int = 0) -> np.ndarray:
+    """``(3, n)`` float64: a log sweep 30 Hz - sr/2.2, a chord of three tones, white noise."""
+    n = int(sr * seconds)
+    t = np.arange(n) / sr
+    sweep = scipy.signal.chirp(t, f0=30, f1=sr / 2.2, t1=seconds, method="logarithmic")
+    chord = sum(
+        np.sin(2 * np.pi * f * t + p) for f, p in ((220.0, 0.1), (277.2, 1.0), (329.6, 2.0))
+    )
+    noise = np.random.default_rng(seed).standard_normal(n)
+    return np.stack([0.5 * sweep, chord / 3, 0.3 * noise])
+
+
+@pytest.fixture(scope="session")
+def signals() -> np.ndarray:
+    """Sweep, chord and noise at 22.05 kHz, 1 s each, float64 ``(3, 22050)``."""
+    return make_signals()
+
+
+def rel_err(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
+    """``||a - b|| / ||b||`` computed in float64."""
+    a = np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a, dtype=np.complex128)
+    b = np.asarray(b.detach().cpu() if isinstance(b, torch.Tensor) else b, dtype=np.complex128)
+    assert a.shape == b.shape, f"shapes differ: {a.shape} vs {b.shape}"
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))

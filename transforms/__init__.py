@@ -1,0 +1,1 @@
+"""Transform recipes (TOML), installed as ``nnaudio_data.transforms``; see ``nnaudio_data.recipes``."""

@@ -1,0 +1,85 @@
+"""Window functions, as librosa and nnAudio accept them.
+
+``window`` may be a scipy name (``'hann'``), a tuple or list with parameters (``('kaiser', 8.0)``,
+``['gaussian', 7]``), a number (scipy's Kaiser-beta shorthand is *not* used: a number is an error,
+as in librosa), a callable ``f(length) -> array``, or an array of exactly ``length`` values.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
+
+import numpy as np
+import scipy.signal
+
+__all__ = ["WindowSpec", "get_window", "pad_center"]
+
+WindowSpec: TypeAlias = str | tuple[Any, ...] | Sequence[Any] | np.ndarray | Callable[[int], Any]
+
+
+@functools.lru_cache(maxsize=128)
+def _scipy_window(spec: str | tuple[Any, ...], length: int, fftbins: bool) -> np.ndarray:
+    try:
+        w = scipy.signal.get_window(spec, length, fftbins=fftbins)
+    except (ValueError, TypeError) as e:
+        raise ValueError(
+            f"window {spec!r} is not a window scipy.signal.get_window knows: {e}"
+        ) from e
+    w = np.asarray(w, dtype=np.float64)
+    w.setflags(write=False)
+    return w
+
+
+def get_window(
+    window: WindowSpec, length: int, *, fftbins: bool = True, dtype: Any = np.float64
+) -> np.ndarray:
+    """A window of ``length`` samples.
+
+    Parameters
+    ----------
+    window : str, tuple, list, callable or np.ndarray
+        See the module docstring.
+    length : int > 0
+    fftbins : bool
+        Periodic (``True``, for spectral analysis; librosa's default) or symmetric window.
+    dtype : numpy float dtype of the result
+
+    Returns
+    -------
+    np.ndarray [shape=(length,)], a new writable array.
+    """
+    if isinstance(length, bool) or not isinstance(length, int | np.integer) or length <= 0:
+        raise ValueError(f"window length must be a positive integer, got {length!r}")
+    length = int(length)
+    if callable(window):
+        w = np.asarray(window(length), dtype=np.float64)
+    elif isinstance(window, str):
+        w = _scipy_window(window, length, fftbins)
+    elif isinstance(window, tuple | list) and window and isinstance(window[0], str):
+        w = _scipy_window(tuple(window), length, fftbins)
+    elif isinstance(window, np.ndarray | list | tuple):
+        w = np.asarray(window, dtype=np.float64)
+        if w.shape != (length,):
+            raise ValueError(
+                f"window array has shape {w.shape}; expected ({length},) to match the window length"
+            )
+    else:
+        raise ValueError(
+            f"window must be a name, a (name, *params) tuple, a callable or an array, got {window!r}"
+        )
+    if w.shape != (length,):
+        raise ValueError(f"window {window!r} gave shape {w.shape}, expected ({length},)")
+    return np.array(w, dtype=dtype)
+
+
+def pad_center(data: np.ndarray, size: int) -> np.ndarray:
+    """Zero-pad the last axis of ``data`` to ``size``, centred (left gets ``(size - n) // 2``),
+    as librosa does for a ``win_length`` shorter than ``n_fft``."""
+    n = data.shape[-1]
+    if size < n:
+        raise ValueError(f"cannot centre {n} samples in a size of {size}: size must be >= {n}")
+    left = (size - n) // 2
+    widths = [(0, 0)] * (data.ndim - 1) + [(left, size - n - left)]
+    return np.pad(data, widths)

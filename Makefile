@@ -26,8 +26,8 @@ demo: setup
 	$(BIN)/nnaudio-data run
 
 lint: setup
-	$(BIN)/ruff check nnaudio_data tests bench examples scripts
-	$(BIN)/ruff format --check nnaudio_data tests bench examples scripts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test: lint

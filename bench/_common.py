@@ -1,0 +1,147 @@
+"""Shared helpers for the ``bench/`` scripts (scripts, not tests).
+
+How a fair side-by-side timing is taken on a small shared machine (see ``../shared/PERF_NOTES.md``):
+
+- :func:`set_threads` pins torch (and, through the environment, OpenBLAS / MKL / OpenMP used by
+  numpy and librosa) to the same thread count. Call it *before* importing numpy-heavy libraries
+  for the environment variables to take effect; ``torch.set_num_threads`` applies at once.
+- :func:`time_cases` runs every case once per round, round after round (interleaved), so a drift
+  of the machine hits all cases alike; it sleeps ``pause`` seconds before every call so that
+  OpenBLAS threads left spinning by a numpy call do not slow the next torch call (2.3x measured).
+- :class:`Timing` keeps every sample; report the median with the min-max range, and ratios of
+  medians measured in the same process (absolute times drift up to 2x between runs).
+- :func:`markdown_table` formats rows for the README's Performance section.
+- :func:`make_batch` makes a deterministic ``(batch, n)`` float32 batch (sweep + tones + noise).
+
+Run the scripts from the repository root as modules, e.g. ``python -m bench.bench_fourier``, so
+that ``from bench._common import ...`` resolves.
+
+Example::
+
+    from bench._common import Case, set_threads, time_cases, markdown_table
+    set_threads(2)
+    timings = time_cases([Case("torch.stft", lambda: f(x)), Case("ours", lambda: g(x))],
+                         rounds=15, warmup=2)
+    print(timings["ours"].median / timings["torch.stft"].median)
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+__all__ = [
+    "Case",
+    "Timing",
+    "machine_line",
+    "make_batch",
+    "markdown_table",
+    "set_threads",
+    "time_cases",
+]
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def set_threads(n: int = 2) -> None:
+    """Use ``n`` threads in torch, and ask OpenBLAS / MKL / OpenMP for ``n`` through the
+    environment (only effective for libraries not yet loaded)."""
+    for var in _THREAD_VARS:
+        os.environ[var] = str(n)
+    torch.set_num_threads(n)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One thing to time: ``fn()`` does the whole work once (and returns its result).
+
+    ``sync`` is called after ``fn`` inside the timed region (e.g. ``torch.cuda.synchronize``).
+    """
+
+    name: str
+    fn: Callable[[], object]
+    sync: Callable[[], None] | None = None
+
+
+@dataclass
+class Timing:
+    """Samples of one case in milliseconds."""
+
+    samples_ms: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples_ms)
+
+    @property
+    def min(self) -> float:
+        return min(self.samples_ms)
+
+    @property
+    def max(self) -> float:
+        return max(self.samples_ms)
+
+    def fmt(self) -> str:
+        """``'12.3 (11.9-14.0)'``: median (min-max) in ms."""
+        return f"{self.median:.1f} ({self.min:.1f}-{self.max:.1f})"
+
+
+def time_cases(
+    cases: Sequence[Case], *, rounds: int = 15, warmup: int = 2, pause: float = 0.2
+) -> dict[str, Timing]:
+    """Time each case ``rounds`` times, interleaved, after ``warmup`` untimed rounds.
+
+    Before every call the process sleeps ``pause`` seconds (thread spin of the previous library).
+    Returns ``{case.name: Timing}``.
+    """
+    out = {c.name: Timing() for c in cases}
+    for r in range(warmup + rounds):
+        for c in cases:
+            if pause > 0:
+                time.sleep(pause)
+            t0 = time.perf_counter()
+            c.fn()
+            if c.sync is not None:
+                c.sync()
+            dt = (time.perf_counter() - t0) * 1e3
+            if r >= warmup:
+                out[c.name].samples_ms.append(dt)
+    return out
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A GitHub markdown table (cells converted with ``str``)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine_line() -> str:
+    """One line naming the machine, torch version and thread count, to print above a table."""
+    return (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} torch threads"
+    )
+
+
+def make_batch(batch: int, seconds: float, sr: int, seed: int = 0) -> np.ndarray:
+    """``(batch, round(seconds * sr))`` float32: per row a log sweep, two tones and noise, with
+    row-dependent frequencies (deterministic)."""
+    n = round(seconds * sr)
+    t = np.arange(n) / sr
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(batch):
+        f0, f1 = 40.0 * (1 + i % 4), sr / (2.5 + i % 3)
+        k = np.log(f1 / f0) / seconds
+        sweep = np.sin(2 * np.pi * f0 * (np.exp(k * t) - 1) / k)
+        tones = np.sin(2 * np.pi * (220.0 + 30 * i) * t) + 0.5 * np.sin(2 * np.pi * 1250.0 * t)
+        rows.append(0.4 * sweep + 0.2 * tones + 0.05 * rng.standard_normal(n))
+    return np.stack(rows).astype(np.float32)

@@ -35,6 +35,7 @@ class _Batch:
     keys: list[str] = dataclasses.field(default_factory=list)
     labels: torch.Tensor | list[Any] | None = None
     meta: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    skipped: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def data(self) -> torch.Tensor:
@@ -83,6 +84,10 @@ class WaveBatch(_Batch):
         keys: one string per item (file name, shard key...).
         labels: a tensor or list of per-item labels, or ``None``.
         meta: one dict per item.
+        skipped: ``{reason: count}`` of the samples the fault policy skipped while this batch was
+            made (in whichever process made it); summed in the main process by
+            ``nnaudio_data.pipeline.SkipCounter``. A batch may be empty (length 0) and carry
+            only counts.
     """
 
     audio: torch.Tensor
@@ -104,6 +109,7 @@ class SpecBatch(_Batch):
             the second-to-last for Complex ``(batch, freq, frames, 2)``: see ``time_dim``.
         lengths: ``(batch,)`` int64, valid frames per item.
         time_dim: the axis of ``spec`` that is time (default -1).
+        keys, labels, meta, sample_rate, skipped: as in :class:`WaveBatch`.
     """
 
     spec: torch.Tensor

@@ -1,0 +1,378 @@
+"""Collate functions: samples -> a padded :class:`~nnaudio_data.batch.WaveBatch` (or, with a
+transform run in the CPU worker, a :class:`~nnaudio_data.batch.SpecBatch`).
+
+Interface:
+
+* :class:`WaveCollate` - ``DataLoader(..., collate_fn=WaveCollate(...))``, and webdataset's
+  ``.batched(n, collation_fn=WaveCollate(...))``. Picklable; runs on the CPU only.
+* :class:`SpecCollate` - the same, then runs a (CPU) transform on the padded batch inside the
+  worker, under ``torch.no_grad()``; valid lengths become frame lengths by the transform's
+  ``output_lengths``.
+
+A sample is one of:
+
+* a dict: the audio under ``audio_key`` (default ``"audio"``, or else the first field whose
+  extension is an audio one, e.g. webdataset's ``"flac"``), holding a tensor / array (then the
+  rate is under ``"sample_rate"`` or ``"sr"``), an ``(audio, sample_rate)`` pair (what
+  :class:`~nnaudio_data.pipeline.webdataset.AudioHandler` decodes to), or encoded bytes / a path;
+  the key under ``"key"`` or ``"__key__"``; the label under ``label_key`` (default ``"label"``,
+  else ``"cls"``); other fields (not ``__*__``) go to ``meta``;
+* a tuple ``(audio, sample_rate)`` or ``(audio, sample_rate, label)`` where ``audio`` is a
+  tensor / array, or encoded bytes / a path (then ``sample_rate`` is ``None`` or the rate the file
+  must have);
+* encoded bytes or a path alone;
+* a :class:`~nnaudio_data.pipeline.policy.Skipped` marker (counted and dropped).
+
+Audio is ``(time,)`` or ``(channels, time)``; integer arrays are scaled to [-1, 1]. The batch is
+``(batch, time)`` when every item has one channel (or ``mono=True``), else
+``(batch, channels, time)``; items are zero-padded after their end and ``lengths`` holds their
+valid samples.
+
+Sample rates: with ``sample_rate=None`` every item must have the first item's rate; with
+``sample_rate=R`` every item must have rate ``R``, or, with ``resample=True``, is resampled to
+``R`` (band-limited, :func:`scipy.signal.resample_poly`, per item in the worker). Items that break a
+rule are :class:`~nnaudio_data.io.SampleError` s handled by the fault policy: raised (default) or
+skipped and counted in ``batch.skipped`` (reasons ``decode_error``, ``empty``, ``non_finite``,
+``sample_rate``, ``channels``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.signal
+import torch
+from torch import nn
+
+from nnaudio_data._checks import check_float_dtype, check_positive_int
+from nnaudio_data.batch import SpecBatch, WaveBatch
+from nnaudio_data.compose import apply_to_batch
+from nnaudio_data.io import AUDIO_EXTENSIONS, SampleError, decode, extension
+from nnaudio_data.pipeline.policy import FaultPolicy, Skipped, add_counts, take_pending
+
+__all__ = ["SpecCollate", "WaveCollate", "apply_transform"]
+
+_ENCODED = (bytes, bytearray, memoryview, str, os.PathLike)
+
+
+@dataclasses.dataclass
+class _Item:
+    audio: torch.Tensor  # (channels, time)
+    sample_rate: int
+    key: str
+    label: Any = None
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _resample(audio: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
+    """Band-limited resampling of ``(..., time)`` CPU audio with :func:`scipy.signal.resample_poly`.
+
+    Shape:
+        - Input: ``(..., T)``
+        - Output: ``(..., ceil(T * new_sr / orig_sr))``
+    """
+    if orig_sr == new_sr:
+        return audio
+    g = math.gcd(int(orig_sr), int(new_sr))
+    out = scipy.signal.resample_poly(audio.numpy(), int(new_sr) // g, int(orig_sr) // g, axis=-1)
+    return torch.from_numpy(np.ascontiguousarray(out)).to(audio.dtype)
+
+
+def _as_float(audio: Any, dtype: torch.dtype, key: str) -> torch.Tensor:
+    """A float ``(channels, time)`` CPU tensor; integer PCM scaled to [-1, 1]."""
+    if isinstance(audio, np.ndarray):
+        if audio.dtype.kind == "u":
+            bits = audio.dtype.itemsize * 8
+            audio = (audio.astype(np.float64) - 2 ** (bits - 1)) / 2 ** (bits - 1)
+        elif audio.dtype.kind == "i":
+            audio = audio.astype(np.float64) / 2 ** (audio.dtype.itemsize * 8 - 1)
+        audio = torch.from_numpy(np.ascontiguousarray(audio))
+    if not isinstance(audio, torch.Tensor):
+        raise SampleError(
+            f"sample {key!r}: audio must be a tensor, an array, bytes or a path, "
+            f"got {type(audio).__name__}",
+            key=key,
+            reason="decode_error",
+        )
+    if audio.dtype == torch.uint8:
+        audio = (audio.double() - 128) / 128
+    elif not audio.is_floating_point() and not audio.is_complex():
+        audio = audio.double() / 2 ** (torch.iinfo(audio.dtype).bits - 1)
+    if audio.ndim == 1:
+        audio = audio.unsqueeze(0)
+    if audio.ndim != 2:
+        raise SampleError(
+            f"sample {key!r}: audio has shape {tuple(audio.shape)}; expected (time,) or "
+            "(channels, time)",
+            key=key,
+            reason="channels",
+        )
+    return audio.detach().to("cpu", dtype)
+
+
+def _collate_labels(labels: list[Any]) -> torch.Tensor | list[Any] | None:
+    if all(label is None for label in labels):
+        return None
+    if all(isinstance(v, bool | int | np.integer) for v in labels):
+        return torch.tensor([int(v) for v in labels], dtype=torch.long)
+    if all(isinstance(v, float | np.floating) for v in labels):
+        return torch.tensor([float(v) for v in labels])
+    if all(isinstance(v, torch.Tensor) for v in labels) and len({v.shape for v in labels}) == 1:
+        return torch.stack(labels)
+    return list(labels)
+
+
+class WaveCollate:
+    """Pad samples into a :class:`~nnaudio_data.batch.WaveBatch` with valid lengths.
+
+    Args:
+        sample_rate: the rate every item must have (``None``: the first item's rate).
+        resample: resample items of another rate to ``sample_rate`` instead of rejecting them.
+        mono: average the channels of every item (the batch is then ``(batch, time)``).
+        policy: the :class:`~nnaudio_data.pipeline.policy.FaultPolicy` (default: raise).
+        check_finite: reject items holding NaN or Inf (reason ``'non_finite'``).
+        audio_key: the dict field holding the audio (default: ``"audio"``, else the first field
+            with an audio extension).
+        label_key: the dict field holding the label (default: ``"label"``, else ``"cls"``).
+        dtype: floating dtype of the batch (``"float32"``).
+
+    Returns (when called on a list of samples): a ``WaveBatch`` whose ``skipped`` counts the
+    samples the policy skipped, by reason. See the module docstring for the accepted samples.
+    """
+
+    def __init__(
+        self,
+        *,
+        sample_rate: int | None = None,
+        resample: bool = False,
+        mono: bool = False,
+        policy: FaultPolicy | str | None = None,
+        check_finite: bool = True,
+        audio_key: str | None = None,
+        label_key: str | None = None,
+        dtype: torch.dtype | str = "float32",
+    ) -> None:
+        self.sample_rate = (
+            None if sample_rate is None else check_positive_int("sample_rate", sample_rate)
+        )
+        if resample and self.sample_rate is None:
+            raise ValueError("resample=True needs a target sample_rate, got sample_rate=None")
+        self.resample = bool(resample)
+        self.mono = bool(mono)
+        self.policy = policy if isinstance(policy, FaultPolicy) else FaultPolicy(policy or "raise")
+        self.check_finite = bool(check_finite)
+        self.audio_key = audio_key
+        self.label_key = label_key
+        self.dtype = check_float_dtype("dtype", dtype)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(sample_rate={self.sample_rate}, resample={self.resample}, "
+            f"mono={self.mono}, policy={self.policy!r})"
+        )
+
+    # -- one sample -> _Item ---------------------------------------------------------------
+    def _decode(self, source: Any, key: str | None, expected_sr: Any) -> tuple[torch.Tensor, int]:
+        audio, sr = decode(source, key=key, dtype=self.dtype)
+        if expected_sr is not None and int(expected_sr) != sr:
+            name = key if key is not None else str(source)
+            raise SampleError(
+                f"sample {name!r}: the file's sample rate is {sr} Hz, expected {expected_sr}",
+                key=name,
+                reason="sample_rate",
+            )
+        return audio, sr
+
+    def _from_dict(self, sample: Mapping[str, Any], index: int) -> _Item:
+        key = sample.get("key", sample.get("__key__"))
+        name = None if key is None else str(key)
+        audio_key = self.audio_key
+        if audio_key is None:
+            if "audio" in sample:
+                audio_key = "audio"
+            else:
+                audio_key = next(
+                    (
+                        k
+                        for k in sample
+                        if not k.startswith("__") and extension(k) in AUDIO_EXTENSIONS
+                    ),
+                    None,
+                )
+        if audio_key is None or audio_key not in sample:
+            fields = sorted(k for k in sample if not k.startswith("__"))
+            raise SampleError(
+                f"sample {name!r} has no audio field (audio_key={self.audio_key!r}, "
+                f"fields {fields})",
+                key=name,
+                reason="decode_error",
+            )
+        value = sample[audio_key]
+        sr = sample.get("sample_rate", sample.get("sr"))
+        if isinstance(value, tuple | list) and len(value) == 2:
+            value, sr = value
+        if isinstance(value, _ENCODED):
+            if name is None and isinstance(value, str | os.PathLike):
+                name = os.fspath(value)
+            audio, sr = self._decode(value, name, sr)
+        elif sr is None:
+            raise ValueError(
+                f"sample {name!r}: an audio array needs its rate under 'sample_rate' or 'sr'"
+            )
+        else:
+            audio = value
+        label_key = self.label_key or ("label" if "label" in sample else "cls")
+        used = {audio_key, label_key, "key", "sample_rate", "sr"}
+        meta = {k: v for k, v in sample.items() if k not in used and not k.startswith("__")}
+        name = name if name is not None else str(index)
+        return _Item(_as_float(audio, self.dtype, name), int(sr), name, sample.get(label_key), meta)
+
+    def _item(self, sample: Any, index: int) -> _Item:
+        if isinstance(sample, Mapping):
+            return self._from_dict(sample, index)
+        if isinstance(sample, _ENCODED):
+            name = os.fspath(sample) if isinstance(sample, str | os.PathLike) else None
+            audio, sr = self._decode(sample, name, None)
+            return _Item(audio, sr, name if name is not None else str(index))
+        if isinstance(sample, tuple | list) and len(sample) in (2, 3):
+            audio, sr = sample[0], sample[1]
+            label = sample[2] if len(sample) == 3 else None
+            name = os.fspath(audio) if isinstance(audio, str | os.PathLike) else str(index)
+            if isinstance(audio, _ENCODED):
+                audio, sr = self._decode(audio, name, sr)
+            elif sr is None:
+                raise ValueError(f"sample {index}: an audio array needs its sample rate, got None")
+            return _Item(_as_float(audio, self.dtype, name), int(sr), name, label)
+        if isinstance(sample, torch.Tensor | np.ndarray) and self.sample_rate is not None:
+            return _Item(_as_float(sample, self.dtype, str(index)), self.sample_rate, str(index))
+        raise ValueError(
+            f"cannot collate a sample of type {type(sample).__name__}: expected a dict, "
+            "(audio, sample_rate[, label]), encoded bytes or a path (see nnaudio_data.pipeline."
+            "collate)"
+        )
+
+    def _check(self, item: _Item, target_sr: int | None) -> _Item:
+        if item.audio.shape[-1] == 0:
+            raise SampleError(f"sample {item.key!r} has 0 samples", key=item.key, reason="empty")
+        if self.check_finite and not bool(torch.isfinite(item.audio).all()):
+            raise SampleError(
+                f"sample {item.key!r} holds NaN or Inf values", key=item.key, reason="non_finite"
+            )
+        if target_sr is not None and item.sample_rate != target_sr:
+            if not self.resample:
+                raise SampleError(
+                    f"sample {item.key!r} has sample rate {item.sample_rate} Hz, expected "
+                    f"{target_sr} Hz (pass resample=True to resample)",
+                    key=item.key,
+                    reason="sample_rate",
+                )
+            item.audio = _resample(item.audio, item.sample_rate, target_sr)
+            item.sample_rate = target_sr
+        if self.mono and item.audio.shape[0] > 1:
+            item.audio = item.audio.mean(dim=0, keepdim=True)
+        return item
+
+    # -- the batch ------------------------------------------------------------------------
+    def __call__(self, samples: Sequence[Any]) -> WaveBatch:
+        skipped = take_pending()
+        items: list[_Item] = []
+        target_sr = self.sample_rate
+        channels: int | None = None
+        for index, sample in enumerate(samples):
+            if isinstance(sample, Skipped):
+                add_counts(skipped, {sample.reason: 1})
+                continue
+            try:
+                item = self._check(self._item(sample, index), target_sr)
+                if channels is not None and item.audio.shape[0] != channels:
+                    raise SampleError(
+                        f"sample {item.key!r} has {item.audio.shape[0]} channels, the batch has "
+                        f"{channels} (pass mono=True to average channels)",
+                        key=item.key,
+                        reason="channels",
+                    )
+            except SampleError as error:
+                add_counts(skipped, {self.policy.handle(error).reason: 1})
+                continue
+            target_sr = item.sample_rate if target_sr is None else target_sr
+            channels = item.audio.shape[0] if channels is None else channels
+            items.append(item)
+        return self._pad(items, target_sr, skipped)
+
+    def _pad(
+        self, items: list[_Item], sample_rate: int | None, skipped: dict[str, int]
+    ) -> WaveBatch:
+        lengths = torch.tensor([it.audio.shape[-1] for it in items], dtype=torch.long)
+        n_channels = items[0].audio.shape[0] if items else 1
+        width = int(lengths.max()) if items else 0
+        audio = torch.zeros(len(items), n_channels, width, dtype=self.dtype)
+        for row, it in zip(audio, items):
+            row[:, : it.audio.shape[-1]] = it.audio
+        if n_channels == 1:
+            audio = audio[:, 0]
+        return WaveBatch(
+            audio=audio,
+            lengths=lengths,
+            sample_rate=int(sample_rate or self.sample_rate or 0),
+            keys=[it.key for it in items],
+            labels=_collate_labels([it.label for it in items]),
+            meta=[it.meta for it in items],
+            skipped=skipped,
+        )
+
+
+def _on_cpu(transform: nn.Module) -> bool:
+    tensors = [*transform.parameters(), *transform.buffers()]
+    return all(t.device.type == "cpu" for t in tensors)
+
+
+def apply_transform(transform: nn.Module, batch: WaveBatch) -> SpecBatch | WaveBatch:
+    """:func:`nnaudio_data.compose.apply_to_batch`, keeping the batch's skip counts; an empty
+    batch gives an empty ``SpecBatch`` without calling the transform."""
+    if len(batch) == 0:
+        return SpecBatch(
+            spec=torch.zeros(0),
+            lengths=torch.zeros(0, dtype=torch.long),
+            sample_rate=batch.sample_rate,
+            skipped=dict(batch.skipped),
+        )
+    out = apply_to_batch(transform, batch)
+    return dataclasses.replace(out, skipped=dict(batch.skipped))
+
+
+class SpecCollate(WaveCollate):
+    """:class:`WaveCollate`, then ``transform`` on the padded batch inside the (CPU) worker.
+
+    Args:
+        transform: an ``nn.Module`` on the CPU (e.g. a ``MelSpectrogram`` or a ``Compose``);
+            its ``output_lengths`` maps sample lengths to frame lengths.
+        **kwargs: as :class:`WaveCollate`.
+
+    Returns (when called): a :class:`~nnaudio_data.batch.SpecBatch`, computed under
+    ``torch.no_grad()`` (train a front end with the device stage instead).
+
+    Raises:
+        ValueError: ``transform`` holds tensors on a device other than the CPU (nothing may
+            touch CUDA inside a worker process).
+    """
+
+    def __init__(self, transform: nn.Module, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(transform, nn.Module):
+            raise ValueError(f"transform must be an nn.Module, got {type(transform).__name__}")
+        if not _on_cpu(transform):
+            raise ValueError(
+                "transform must be on the CPU to run inside DataLoader workers; move it with "
+                ".to('cpu') or run it on the device with nnaudio_data.pipeline.DeviceStage"
+            )
+        self.transform = transform
+
+    def __call__(self, samples: Sequence[Any]) -> SpecBatch | WaveBatch:  # type: ignore[override]
+        batch = super().__call__(samples)
+        with torch.no_grad():
+            return apply_transform(self.transform, batch)

@@ -1,0 +1,166 @@
+"""The fault policy: what a pipeline does with a sample it cannot use, and the skip counts.
+
+Interface:
+
+* :class:`FaultPolicy` - ``FaultPolicy(on_error="raise")`` raises the :class:`SampleError` (a
+  ``ValueError`` naming the sample); ``FaultPolicy(on_error="skip")`` logs it (``logging``, no
+  sleep) and returns a :class:`Skipped` marker that takes the sample's place. Picklable, so it goes
+  to DataLoader worker processes with the collate function or the dataset.
+* :class:`Skipped` - the marker; collate functions drop it and count it by ``reason`` in the
+  batch's ``skipped`` dict, so the counts travel with the batch out of worker processes. Nothing is
+  dropped without being counted: a batch whose every sample was skipped is an empty batch (length
+  0) that still carries its counts.
+* :class:`SkipCounter` - the aggregator in the main process: ``counter.update(batch)`` adds a
+  batch's counts; ``counter.counts`` is ``{reason: n}``; ``counter.wrap(loader)`` counts every
+  batch a loader yields and passes the non-empty ones on. The device stage holds one.
+
+Errors raised by code outside the project's stages (e.g. a broken tar stream inside WebDataset)
+reach the policy through ``policy(exception)``, webdataset's handler signature: with ``"skip"`` it
+logs, records the count in the current process, and returns ``True`` (continue); the next batch
+collated in that process carries the count (see :func:`take_pending`).
+
+Reasons (:data:`nnaudio_data.io.REASONS`): ``decode_error``, ``empty``, ``non_finite``,
+``sample_rate``, ``channels``; ``stream_error`` for exceptions that reach ``policy(exception)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TypeVar
+
+from nnaudio_data._checks import check_choice
+from nnaudio_data.io import SampleError
+
+__all__ = [
+    "FaultPolicy",
+    "SampleError",
+    "SkipCounter",
+    "Skipped",
+    "add_counts",
+    "take_pending",
+]
+
+logger = logging.getLogger("nnaudio_data.pipeline")
+
+B = TypeVar("B")
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    """Stands in for a sample that the policy skipped; collate functions count and drop it."""
+
+    key: str | None
+    reason: str
+    message: str = ""
+
+
+class FaultPolicy:
+    """Raise or skip samples that cannot be used.
+
+    Args:
+        on_error: ``"raise"`` (default) re-raises the :class:`SampleError`, naming the sample;
+            ``"skip"`` logs a warning through the ``nnaudio_data.pipeline`` logger and returns a
+            :class:`Skipped` marker (no sleep, no retry).
+    """
+
+    def __init__(self, on_error: str = "raise") -> None:
+        self.on_error = check_choice("on_error", on_error, ("raise", "skip"))
+
+    @property
+    def skips(self) -> bool:
+        return self.on_error == "skip"
+
+    def __repr__(self) -> str:
+        return f"FaultPolicy(on_error={self.on_error!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FaultPolicy) and other.on_error == self.on_error
+
+    def __hash__(self) -> int:
+        return hash(self.on_error)
+
+    def handle(self, error: SampleError) -> Skipped:
+        """Raise ``error``, or log it and return its :class:`Skipped` marker."""
+        if not self.skips:
+            raise error
+        logger.warning("skipping sample %s (%s): %s", error.key, error.reason, error)
+        return Skipped(key=error.key, reason=error.reason, message=str(error))
+
+    def __call__(self, exn: BaseException) -> bool:
+        """webdataset's handler signature: raise, or log, count and return ``True`` (continue).
+
+        A :class:`SampleError` is counted by its reason, anything else as ``'stream_error'``.
+        The count waits in this process until the next batch is collated here.
+        """
+        if not self.skips:
+            raise exn
+        reason = exn.reason if isinstance(exn, SampleError) else "stream_error"
+        key = getattr(exn, "key", None)
+        logger.warning("skipping sample %s (%s): %r", key, reason, exn)
+        _pending_counter()[reason] += 1
+        return True
+
+
+def add_counts(total: dict[str, int], counts: Mapping[str, int]) -> dict[str, int]:
+    """Add ``counts`` into ``total`` (in place) and return it."""
+    for reason, n in counts.items():
+        total[reason] = total.get(reason, 0) + int(n)
+    return total
+
+
+_PENDING: tuple[int, Counter[str]] = (os.getpid(), Counter())
+
+
+def _pending_counter() -> Counter[str]:
+    global _PENDING
+    if _PENDING[0] != os.getpid():  # a forked worker starts with none of its parent's counts
+        _PENDING = (os.getpid(), Counter())
+    return _PENDING[1]
+
+
+def take_pending() -> dict[str, int]:
+    """The skips recorded by ``policy(exception)`` in this process since the last call; resets."""
+    pending = _pending_counter()
+    counts = dict(pending)
+    pending.clear()
+    return counts
+
+
+class SkipCounter:
+    """Sums the ``skipped`` counts of the batches the main process receives.
+
+    Attributes:
+        counts: ``{reason: number of samples skipped}``.
+        batches: batches seen (empty ones included).
+        samples: samples delivered (skipped ones excluded).
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.batches = 0
+        self.samples = 0
+
+    @property
+    def total(self) -> int:
+        """Samples skipped, all reasons together."""
+        return sum(self.counts.values())
+
+    def update(self, batch: Any) -> None:
+        """Add one batch's counts (any object with a ``skipped`` dict and a length)."""
+        add_counts(self.counts, getattr(batch, "skipped", {}) or {})
+        self.batches += 1
+        self.samples += len(batch)
+
+    def wrap(self, batches: Iterable[B]) -> Iterator[B]:
+        """Count every batch and yield the non-empty ones."""
+        for batch in batches:
+            self.update(batch)
+            if len(batch):  # type: ignore[arg-type]
+                yield batch
+
+    def __repr__(self) -> str:
+        return f"SkipCounter(counts={self.counts}, batches={self.batches}, samples={self.samples})"

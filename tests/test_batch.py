@@ -1,0 +1,54 @@
+"""WaveBatch / SpecBatch: the skip counts travel with a batch (moves, copies, pickling)."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+
+import torch
+
+from nnaudio_data.batch import SpecBatch, WaveBatch
+
+
+def _batch() -> WaveBatch:
+    return WaveBatch(
+        audio=torch.randn(2, 100),
+        lengths=torch.tensor([100, 60]),
+        sample_rate=16000,
+        keys=["a", "b"],
+        labels=torch.tensor([1, 0]),
+        skipped={"decode_error": 2, "empty": 1},
+    )
+
+
+def test_skipped_defaults_to_empty_dict_per_batch() -> None:
+    a = WaveBatch(audio=torch.zeros(1, 4), lengths=torch.tensor([4]), sample_rate=8000)
+    b = WaveBatch(audio=torch.zeros(1, 4), lengths=torch.tensor([4]), sample_rate=8000)
+    assert a.skipped == {}
+    a.skipped["empty"] = 1
+    assert b.skipped == {}  # no shared mutable default
+
+
+def test_skipped_survives_to_and_replace_and_pickle() -> None:
+    batch = _batch()
+    moved = batch.to("cpu", torch.float64)
+    assert moved.audio.dtype == torch.float64 and moved.lengths.dtype == torch.int64
+    assert moved.skipped == {"decode_error": 2, "empty": 1}
+    back = pickle.loads(pickle.dumps(batch))
+    assert back.skipped == batch.skipped and back.keys == ["a", "b"]
+    assert torch.equal(back.audio, batch.audio)
+    spec = SpecBatch(
+        spec=torch.ones(2, 5, 7), lengths=torch.tensor([7, 4]), sample_rate=16000, skipped={"x": 3}
+    )
+    assert dataclasses.replace(spec, spec=spec.spec * 2).skipped == {"x": 3}
+    assert spec.mask.sum(dim=1).tolist() == [7, 4]
+
+
+def test_empty_batch_is_valid() -> None:
+    empty = WaveBatch(
+        audio=torch.zeros(0, 0),
+        lengths=torch.zeros(0, dtype=torch.long),
+        sample_rate=16000,
+        skipped={"decode_error": 4},
+    )
+    assert len(empty) == 0 and empty.skipped == {"decode_error": 4}

@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import rel_err
 
+from nnaudio_data.features import _fast
 from nnaudio_data.features._fast import stft_fft, stft_fft_power
 from nnaudio_data.kernels.windows import get_window, pad_center
 
@@ -156,3 +157,33 @@ def test_compile_matches_eager(signals: np.ndarray) -> None:
     # graph while sparing the suite inductor's C++ build (the transforms' tests use inductor)
     compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
     torch.testing.assert_close(compiled(x), f(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("block", [2**12, 2**14, 2**19])
+@pytest.mark.parametrize("power", [1.0, 2.0, 0.3])
+def test_cache_blocks_match_torch_stft(
+    signals: np.ndarray, monkeypatch: pytest.MonkeyPatch, block: int, power: float
+) -> None:
+    # blocks of 16 and 64 frames (ranges within a row, the last one short) and of whole rows
+    monkeypatch.setattr(_fast, "_BLOCK_ELEMENTS", block)
+    x = torch.as_tensor(np.concatenate([signals, signals[:, ::-1]]), dtype=torch.float32)
+    w = torch.hann_window(256)
+    ref = torch.stft(x, 256, 100, window=w, center=True, pad_mode="reflect", return_complex=True)
+    kw = dict(n_fft=256, hop_length=100, window=w, center=True, pad_mode="reflect")
+    with torch.no_grad():
+        spec = stft_fft(x, **kw)  # type: ignore[arg-type]
+        mag = stft_fft_power(x, power=power, **kw)  # type: ignore[arg-type]
+    assert rel_err(spec, ref) <= TOL32
+    assert rel_err(mag, ref.abs() ** power) <= TOL32
+
+
+@pytest.mark.parametrize("power", [1.0, 2.0, 1.5])
+def test_gradient_path_equals_blocked_path(signals: np.ndarray, power: float) -> None:
+    # with a gradient to record the whole batch goes through one differentiable expression
+    x = torch.as_tensor(signals, dtype=torch.float32)
+    w = torch.hamming_window(512)
+    kw = dict(n_fft=512, hop_length=128, window=w, center=True, pad_mode="reflect", power=power)
+    blocked = stft_fft_power(x, **kw)  # type: ignore[arg-type]
+    whole = stft_fft_power(x.clone().requires_grad_(True), **kw)  # type: ignore[arg-type]
+    assert whole.requires_grad and not blocked.requires_grad
+    torch.testing.assert_close(whole.detach(), blocked, rtol=1e-5, atol=1e-5)

@@ -1,17 +1,32 @@
 """The FFT-domain path for frozen Fourier kernels.
 
 A frozen ``STFT`` / ``MelSpectrogram`` computes the same numbers as its conv kernels with one real
-FFT per frame. These functions are pure (no module state) and differentiable with respect to the
-input; they run on any device and under ``torch.compile``.
+FFT per windowed frame. These functions are pure (no module state) and differentiable with respect
+to the input; they run on any device and under ``torch.compile``.
+
+Speed (CPU, no gradient, eager): the frames are processed in blocks of about
+``_BLOCK_ELEMENTS`` samples, each block windowed, transformed and reduced to magnitude / power
+while it is still in the core's L2 cache, and written into one preallocated output. This avoids
+the large fresh temporaries of a whole-batch ``torch.stft`` (glibc hands blocks over 32 MiB back to
+the OS, so every call page-faults them in again) and the slow complex ``abs``: ``sqrt(re^2 + im^2)``
+on the real view, and no ``sqrt`` at all for a power spectrogram. Where a gradient is needed, on
+GPUs and under ``torch.compile`` the same numbers come from one whole-batch expression.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import torch
 
 from nnaudio_data.features._common import center_pad
 
 __all__ = ["stft_fft", "stft_fft_power"]
+
+# Samples of windowed frames per block: 2**19 float32 = 2 MiB (256 frames at n_fft 2048); the
+# block and its half-size complex spectrum stay in cache. Measured on a 2-core AVX-512 VM, 16 x 4 s
+# at 22.05 kHz: blocks of 64 to 256 frames all ran in 0.28-0.40x the whole-batch time.
+_BLOCK_ELEMENTS = 2**19
 
 
 def _frames(
@@ -25,6 +40,29 @@ def _frames(
             f"input has {x.shape[-1]} samples but center=False needs at least n_fft={n_fft}"
         )
     return x.unfold(-1, n_fft, hop_length)
+
+
+def _blocked(x: torch.Tensor, window: torch.Tensor) -> bool:
+    """Whether the cache-blocked loop applies: CPU, eager, and no gradient to record."""
+    if x.device.type != "cpu" or torch.compiler.is_compiling() or torch.jit.is_scripting():
+        return False
+    return not (torch.is_grad_enabled() and (x.requires_grad or window.requires_grad))
+
+
+def _blocks(rows: int, frames: int, n_fft: int) -> Iterator[tuple[slice, slice]]:
+    """``(row slice, frame slice)`` pairs covering ``rows x frames`` in blocks of about
+    ``_BLOCK_ELEMENTS`` samples: several whole rows when rows are short, otherwise frame ranges of
+    one row. Either way an output block ``out[rs, fs]`` of a contiguous ``(rows, frames, F)`` is
+    contiguous."""
+    per_block = max(1, _BLOCK_ELEMENTS // n_fft)
+    if frames <= per_block:
+        step = max(1, per_block // frames)
+        for i in range(0, rows, step):
+            yield slice(i, i + step), slice(0, frames)
+    else:
+        for i in range(rows):
+            for j in range(0, frames, per_block):
+                yield slice(i, i + 1), slice(j, j + per_block)
 
 
 def stft_fft(
@@ -46,12 +84,23 @@ def stft_fft(
         center: pad ``n_fft // 2`` on both sides first (``pad_mode``).
         pad_mode: ``'reflect'``, ``'constant'``, ``'replicate'`` or ``'circular'``.
 
+    Raises:
+        ValueError: the input is too short for the padding or for one frame.
+
     Shape:
         - Input: ``(rows, time)``
-        - Output: ``(rows, n_fft // 2 + 1, frames)`` complex.
+        - Output: ``(rows, n_fft // 2 + 1, frames)`` complex (a transposed view of a contiguous
+          ``(rows, frames, n_fft // 2 + 1)``, as ``torch.stft`` returns it).
     """
     frames = _frames(x, n_fft, hop_length, center, pad_mode)
-    return torch.fft.rfft(frames * window.to(x.dtype), dim=-1).transpose(1, 2)
+    window = window.to(device=x.device, dtype=x.dtype)
+    if not _blocked(x, window):
+        return torch.fft.rfft(frames * window, dim=-1).transpose(1, 2)
+    rows, n_frames = frames.shape[:2]
+    out = torch.empty(rows, n_frames, n_fft // 2 + 1, dtype=_complex(x.dtype), device=x.device)
+    for rs, fs in _blocks(rows, n_frames, n_fft):
+        torch.fft.rfft(frames[rs, fs] * window, dim=-1, out=out[rs, fs])
+    return out.transpose(1, 2)
 
 
 def stft_fft_power(
@@ -70,19 +119,32 @@ def stft_fft_power(
 
     Shape:
         - Input: ``(rows, time)``
-        - Output: ``(rows, n_fft // 2 + 1, frames)`` real.
+        - Output: ``(rows, n_fft // 2 + 1, frames)`` real (a transposed view of a contiguous
+          ``(rows, frames, n_fft // 2 + 1)``).
     """
-    spec = stft_fft(
-        x, n_fft=n_fft, hop_length=hop_length, window=window, center=center, pad_mode=pad_mode
-    )
-    if power != 2.0 and x.requires_grad and torch.is_grad_enabled():
-        # complex abs has a zero gradient at 0, where sqrt(re^2 + im^2) would give NaN
+    frames = _frames(x, n_fft, hop_length, center, pad_mode)
+    window = window.to(device=x.device, dtype=x.dtype)
+    if not _blocked(x, window):
+        spec = torch.fft.rfft(frames * window, dim=-1).transpose(1, 2)
+        if power == 2.0:
+            ri = torch.view_as_real(spec)
+            return ri[..., 0].square() + ri[..., 1].square()
+        # complex abs: its gradient at 0 is 0, where sqrt(re^2 + im^2) would give NaN
         mag = spec.abs()
         return mag if power == 1.0 else mag.pow(power)
-    ri = torch.view_as_real(spec)
-    sq = ri[..., 0].square() + ri[..., 1].square()
-    if power == 2.0:
-        return sq
-    if power == 1.0:
-        return sq.sqrt()
-    return sq.pow(power / 2)
+    rows, n_frames = frames.shape[:2]
+    out = torch.empty(rows, n_frames, n_fft // 2 + 1, dtype=x.dtype, device=x.device)
+    for rs, fs in _blocks(rows, n_frames, n_fft):
+        ri = torch.view_as_real(torch.fft.rfft(frames[rs, fs] * window, dim=-1))
+        o = out[rs, fs]
+        torch.mul(ri[..., 0], ri[..., 0], out=o)
+        o.addcmul_(ri[..., 1], ri[..., 1])
+        if power == 1.0:
+            o.sqrt_()
+        elif power != 2.0:
+            o.pow_(power / 2)
+    return out.transpose(1, 2)
+
+
+def _complex(dtype: torch.dtype) -> torch.dtype:
+    return torch.complex128 if dtype == torch.float64 else torch.complex64

@@ -14,9 +14,10 @@ Conventions every stage follows (and :class:`Compose` relies on):
 * **Sample rate.** A stage that changes the sample rate (``Resample``) has
   ``output_sample_rate(sample_rate)``, which also rejects a rate it was not built for.
 * **Output kind.** A stage from :mod:`nnaudio_data.features` (or nnAudio) turns waveforms into a
-  spectrogram, with time on the last axis, or on the second-to-last for ``output_format="Complex"``
-  ``(batch, freq, frames, 2)``; a class may say so itself with a class attribute
-  ``output_kind = "spectrogram"`` or ``"waveform"`` (e.g. an inverse STFT).
+  spectrogram (``iSTFT`` / ``Griffin_Lim`` the other way); a class may say so itself with a class
+  attribute ``output_kind = "spectrogram"`` or ``"waveform"``. The spectrogram's time axis is the
+  stage's ``time_dim`` attribute where it has one (-2 for a Complex ``(batch, freq, frames, 2)``
+  output), else -2 for ``output_format="Complex"`` and -1 otherwise.
 
 :func:`apply_to_batch` uses all four: it runs the chain with the batch's lengths, maps lengths and
 sample rate, and returns a :class:`SpecBatch` (with the right ``time_dim``) when the chain made a
@@ -99,8 +100,10 @@ def output_kind(transform: nn.Module) -> tuple[str, int] | None:
     if declared is None and type(transform).__module__.startswith(_SPECTROGRAM_MODULES):
         declared = "waveform" if name.startswith(_WAVEFORM_NAMES) else "spectrogram"
     if declared == "spectrogram":
-        complex_out = getattr(transform, "output_format", None) == "Complex"
-        return ("spectrogram", -2 if complex_out else -1)
+        time_dim = getattr(transform, "time_dim", None)
+        if not isinstance(time_dim, int):
+            time_dim = -2 if getattr(transform, "output_format", None) == "Complex" else -1
+        return ("spectrogram", time_dim)
     if declared == "waveform":
         return ("waveform", -1)
     return None

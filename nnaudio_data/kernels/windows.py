@@ -1,13 +1,16 @@
 """Window functions, as librosa and nnAudio accept them.
 
 ``window`` may be a scipy name (``'hann'``), a tuple or list with parameters (``('kaiser', 8.0)``,
-``['gaussian', 7]``), a number (scipy's Kaiser-beta shorthand is *not* used: a number is an error,
-as in librosa), a callable ``f(length) -> array``, or an array of exactly ``length`` values.
+``['gaussian', 7]``: a list whose first item is a name is read as such a tuple, so that a config
+round-trip through TOML / JSON keeps it), a number (scipy's and librosa's shorthand for a Kaiser
+window with that beta), a callable ``f(length) -> array``, or an array of exactly ``length``
+values.
 """
 
 from __future__ import annotations
 
 import functools
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
@@ -16,11 +19,13 @@ import scipy.signal
 
 __all__ = ["WindowSpec", "get_window", "pad_center"]
 
-WindowSpec: TypeAlias = str | tuple[Any, ...] | Sequence[Any] | np.ndarray | Callable[[int], Any]
+WindowSpec: TypeAlias = (
+    str | float | tuple[Any, ...] | Sequence[Any] | np.ndarray | Callable[[int], Any]
+)
 
 
 @functools.lru_cache(maxsize=128)
-def _scipy_window(spec: str | tuple[Any, ...], length: int, fftbins: bool) -> np.ndarray:
+def _scipy_window(spec: str | float | tuple[Any, ...], length: int, fftbins: bool) -> np.ndarray:
     try:
         w = scipy.signal.get_window(spec, length, fftbins=fftbins)
     except (ValueError, TypeError) as e:
@@ -39,7 +44,7 @@ def get_window(
 
     Parameters
     ----------
-    window : str, tuple, list, callable or np.ndarray
+    window : str, tuple, list, number, callable or np.ndarray
         See the module docstring.
     length : int > 0
     fftbins : bool
@@ -57,6 +62,8 @@ def get_window(
         w = np.asarray(window(length), dtype=np.float64)
     elif isinstance(window, str):
         w = _scipy_window(window, length, fftbins)
+    elif isinstance(window, numbers.Real) and not isinstance(window, bool):
+        w = _scipy_window(float(window), length, fftbins)
     elif isinstance(window, tuple | list) and window and isinstance(window[0], str):
         w = _scipy_window(tuple(window), length, fftbins)
     elif isinstance(window, np.ndarray | list | tuple):

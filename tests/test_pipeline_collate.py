@@ -1,4 +1,7 @@
-"""WaveCollate / SpecCollate and the fault policy, in the main process and in real workers."""
+"""WaveCollate / SpecCollate and the fault policy, in the main process and in real workers.
+
+``TorchStft``, ``make_files`` and ``interior_frames`` are shared with the other
+``test_pipeline_*`` files (imported from here)."""
 
 from __future__ import annotations
 
@@ -28,10 +31,13 @@ class TorchStft(nn.Module):
 
     output_kind = "spectrogram"  # tells apply_to_batch that the output is a SpecBatch
 
-    def __init__(self, n_fft: int = 256, hop: int = 64) -> None:
+    def __init__(self, n_fft: int = 256, hop: int = 64, trainable: bool = False) -> None:
         super().__init__()
         self.n_fft, self.hop = n_fft, hop
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        if trainable:
+            self.window = nn.Parameter(torch.hann_window(n_fft))
+        else:
+            self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
@@ -53,7 +59,7 @@ def _noise(n: int, channels: int = 1, seed: int = 0) -> np.ndarray:
     return 0.3 * np.random.default_rng(seed).standard_normal((channels, n))
 
 
-def _files(tmp_path: Path, n: int = 6) -> list[Path]:
+def make_files(tmp_path: Path, n: int = 6) -> list[Path]:
     """Real files: int16 mono WAV, FLAC, float64 WAV; lengths differ."""
     paths = []
     for i in range(n):
@@ -106,7 +112,7 @@ def test_mixed_channels_raise_skip_or_mono() -> None:
 
 
 def test_real_files_int16_flac_float64(tmp_path: Path) -> None:
-    paths = _files(tmp_path)
+    paths = make_files(tmp_path)
     batch = WaveCollate()([str(p) for p in paths])
     assert batch.lengths.tolist() == [1000 + 350 * i for i in range(6)]
     assert batch.keys == [str(p) for p in paths]
@@ -149,7 +155,7 @@ def test_mixed_sample_rates_resampled() -> None:
 
 
 def test_corrupt_empty_and_non_finite(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    paths = _files(tmp_path, 3)
+    paths = make_files(tmp_path, 3)
     bad = tmp_path / "corrupt.wav"
     bad.write_bytes(b"RIFF\x00\x00garbage" * 20)
     empty = tmp_path / "empty.wav"
@@ -214,7 +220,7 @@ def test_collates_pickle() -> None:
     assert torch.equal(a.spec, b.spec) and back.policy == FaultPolicy("skip")
 
 
-def _interior_frames(length: int, n_fft: int, hop: int) -> int:
+def interior_frames(length: int, n_fft: int, hop: int) -> int:
     """Frames (center=True) whose window ends inside the valid samples: padding cannot reach them."""
     return max(0, (length - n_fft // 2) // hop + 1)
 
@@ -231,7 +237,7 @@ class _Files(torch.utils.data.Dataset):
 
 
 def test_workers_spec_collate_matches_per_item(tmp_path: Path) -> None:
-    paths = [str(p) for p in _files(tmp_path, 8)]
+    paths = [str(p) for p in make_files(tmp_path, 8)]
     bad = tmp_path / "bad.flac"
     bad.write_bytes(b"fLaC" + bytes(range(256)))
     paths.insert(3, str(bad))
@@ -251,7 +257,7 @@ def test_workers_spec_collate_matches_per_item(tmp_path: Path) -> None:
             audio, _ = sf.read(key, dtype="float32")
             ref = stft(torch.from_numpy(audio))
             assert frames == ref.shape[-1]  # frame length = per-item frame count
-            k = _interior_frames(len(audio), stft.n_fft, stft.hop)
+            k = interior_frames(len(audio), stft.n_fft, stft.hop)
             assert k > 0
             # same float32 FFT of the same samples: equal up to rounding of summation order
             torch.testing.assert_close(spec[:, :k], ref[:, :k], rtol=1e-5, atol=1e-5)

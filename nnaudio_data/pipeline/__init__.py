@@ -2,21 +2,55 @@
 torchdata.nodes helpers and dataset wrappers.
 
 * :mod:`~nnaudio_data.pipeline.policy` - :class:`FaultPolicy` (``on_error="raise" | "skip"``),
-  :class:`Skipped`, :class:`SkipCounter` (sums ``batch.skipped`` in the main process).
+  :class:`Skipped`, :class:`SkipCounter` (sums ``batch.skipped`` in the main process),
+  :class:`SampleError` (a ``ValueError`` with ``key`` and ``reason``).
 * :mod:`~nnaudio_data.pipeline.collate` - :class:`WaveCollate` (samples -> padded ``WaveBatch``
   with lengths), :class:`SpecCollate` (the same, then a CPU transform in the worker ->
-  ``SpecBatch``), :func:`apply_transform`.
+  ``SpecBatch``), :class:`BatchTransform` (a picklable ``batch -> transform(batch)`` stage for
+  webdataset's ``.map`` and torchdata's ``Mapper``), :func:`apply_transform`.
+* :mod:`~nnaudio_data.pipeline.device` - :class:`DeviceStage`: moves batches to the device and
+  runs the transform there, in the main process (overlapping copies on CUDA).
+* :mod:`~nnaudio_data.pipeline.wds` - :class:`AudioHandler` (webdataset decoder handler, never
+  unpickles), :func:`split_shards`, :func:`audio_pipeline` (needs ``webdataset``).
+* :mod:`~nnaudio_data.pipeline.nodes` - :func:`audio_nodes`, :class:`LoadBatch`,
+  :class:`SplitSampler` (resumable ``torchdata.nodes`` graphs; needs ``torchdata``).
+* :mod:`~nnaudio_data.pipeline.datasets` - :class:`AudioDataset`, :class:`AudioIterableDataset`
+  (``DataLoader(ds, batch_size=..., collate_fn=ds.collate)``), :func:`worker_info`.
+
+The optional packages (webdataset, torchdata) are imported only when their helpers are called.
 """
 
-from nnaudio_data.pipeline.collate import SpecCollate, WaveCollate, apply_transform
+from nnaudio_data.pipeline.collate import (
+    BatchTransform,
+    SpecCollate,
+    WaveCollate,
+    apply_transform,
+    check_on_cpu,
+)
+from nnaudio_data.pipeline.datasets import AudioDataset, AudioIterableDataset, worker_info
+from nnaudio_data.pipeline.device import DeviceStage
+from nnaudio_data.pipeline.nodes import LoadBatch, SplitSampler, audio_nodes
 from nnaudio_data.pipeline.policy import FaultPolicy, SampleError, SkipCounter, Skipped
+from nnaudio_data.pipeline.wds import AudioHandler, audio_pipeline, split_shards
 
 __all__ = [
+    "AudioDataset",
+    "AudioHandler",
+    "AudioIterableDataset",
+    "BatchTransform",
+    "DeviceStage",
     "FaultPolicy",
+    "LoadBatch",
     "SampleError",
     "SkipCounter",
     "Skipped",
     "SpecCollate",
+    "SplitSampler",
     "WaveCollate",
     "apply_transform",
+    "audio_nodes",
+    "audio_pipeline",
+    "check_on_cpu",
+    "split_shards",
+    "worker_info",
 ]

@@ -53,9 +53,15 @@ from nnaudio_data._checks import check_float_dtype, check_positive_int
 from nnaudio_data.batch import SpecBatch, WaveBatch
 from nnaudio_data.compose import apply_to_batch
 from nnaudio_data.io import AUDIO_EXTENSIONS, SampleError, decode, extension
-from nnaudio_data.pipeline.policy import FaultPolicy, Skipped, add_counts, take_pending
+from nnaudio_data.pipeline.policy import (
+    FaultPolicy,
+    Skipped,
+    add_counts,
+    log_skip,
+    take_pending,
+)
 
-__all__ = ["SpecCollate", "WaveCollate", "apply_transform"]
+__all__ = ["BatchTransform", "SpecCollate", "WaveCollate", "apply_transform", "check_on_cpu"]
 
 _ENCODED = (bytes, bytearray, memoryview, str, os.PathLike)
 
@@ -113,6 +119,15 @@ def _as_float(audio: Any, dtype: torch.dtype, key: str) -> torch.Tensor:
             reason="channels",
         )
     return audio.detach().to("cpu", dtype)
+
+
+def _skipped_marker(sample: Any) -> Skipped | None:
+    """The :class:`Skipped` marker standing for ``sample`` or one of its fields, if any."""
+    if isinstance(sample, Skipped):
+        return sample
+    if isinstance(sample, Mapping):
+        return next((v for v in sample.values() if isinstance(v, Skipped)), None)
+    return None
 
 
 def _collate_labels(labels: list[Any]) -> torch.Tensor | list[Any] | None:
@@ -226,7 +241,9 @@ class WaveCollate:
             )
         else:
             audio = value
-        label_key = self.label_key or ("label" if "label" in sample else "cls")
+        label_key = next(
+            (k for k in (self.label_key, "label", "cls") if k is not None and k in sample), "label"
+        )
         used = {audio_key, label_key, "key", "sample_rate", "sr"}
         meta = {k: v for k, v in sample.items() if k not in used and not k.startswith("__")}
         name = name if name is not None else str(index)
@@ -277,6 +294,28 @@ class WaveCollate:
             item.audio = item.audio.mean(dim=0, keepdim=True)
         return item
 
+    def prepare(self, sample: Any, index: int = 0) -> dict[str, Any] | Skipped:
+        """Decode and normalise one sample (e.g. in a dataset's ``__getitem__``, in the worker).
+
+        Returns ``{"audio": (channels, time) tensor, "sample_rate", "key", "label", **meta}``
+        (``key`` defaults to ``str(index)``), or the policy's :class:`Skipped` marker for a sample
+        that does not decode. Rate, channel and finiteness checks wait for the batch.
+        """
+        marker = _skipped_marker(sample)
+        if marker is not None:
+            return marker
+        try:
+            item = self._item(sample, index)
+        except SampleError as error:
+            return self.policy.handle(error)
+        return {
+            **item.meta,
+            "audio": item.audio,
+            "sample_rate": item.sample_rate,
+            "key": item.key,
+            "label": item.label,
+        }
+
     # -- the batch ------------------------------------------------------------------------
     def __call__(self, samples: Sequence[Any]) -> WaveBatch:
         skipped = take_pending()
@@ -284,8 +323,12 @@ class WaveCollate:
         target_sr = self.sample_rate
         channels: int | None = None
         for index, sample in enumerate(samples):
-            if isinstance(sample, Skipped):
-                add_counts(skipped, {sample.reason: 1})
+            marker = _skipped_marker(sample)
+            if marker is not None:
+                if marker is not sample:  # a field's marker, not yet logged with the sample key
+                    name = sample.get("key", sample.get("__key__", str(index)))
+                    log_skip(str(name), marker.reason, marker.message)
+                add_counts(skipped, {marker.reason: 1})
                 continue
             try:
                 item = self._check(self._item(sample, index), target_sr)
@@ -326,14 +369,9 @@ class WaveCollate:
         )
 
 
-def _on_cpu(transform: nn.Module) -> bool:
-    tensors = [*transform.parameters(), *transform.buffers()]
-    return all(t.device.type == "cpu" for t in tensors)
-
-
-def apply_transform(transform: nn.Module, batch: WaveBatch) -> SpecBatch | WaveBatch:
+def apply_transform(transform: nn.Module, batch: WaveBatch | SpecBatch) -> SpecBatch | WaveBatch:
     """:func:`nnaudio_data.compose.apply_to_batch`, keeping the batch's skip counts; an empty
-    batch gives an empty ``SpecBatch`` without calling the transform."""
+    batch (every sample skipped) gives an empty ``SpecBatch`` without calling the transform."""
     if len(batch) == 0:
         return SpecBatch(
             spec=torch.zeros(0),
@@ -345,6 +383,48 @@ def apply_transform(transform: nn.Module, batch: WaveBatch) -> SpecBatch | WaveB
     return dataclasses.replace(out, skipped=dict(batch.skipped))
 
 
+class BatchTransform:
+    """A picklable stage ``batch -> transform(batch)``: webdataset's ``.map(...)``,
+    ``torchdata.nodes.Mapper(..., map_fn=...)``, or any loop over batches.
+
+    Args:
+        transform: the ``nn.Module`` (kept on its device; in worker processes it must be on the
+            CPU).
+        no_grad: compute under ``torch.no_grad()`` (the default; a trainable front end belongs in
+            the main process, e.g. in :class:`~nnaudio_data.pipeline.DeviceStage`).
+
+    Returns (when called on a ``WaveBatch`` or ``SpecBatch``): the transformed batch, with lengths
+    mapped by the transform's ``output_lengths`` and the skip counts kept.
+    """
+
+    def __init__(self, transform: nn.Module, *, no_grad: bool = True) -> None:
+        if not isinstance(transform, nn.Module):
+            raise ValueError(f"transform must be an nn.Module, got {type(transform).__name__}")
+        self.transform = transform
+        self.no_grad = bool(no_grad)
+
+    def __repr__(self) -> str:
+        return f"BatchTransform({type(self.transform).__name__}, no_grad={self.no_grad})"
+
+    def __call__(self, batch: WaveBatch | SpecBatch) -> SpecBatch | WaveBatch:
+        if not isinstance(batch, WaveBatch | SpecBatch):
+            raise ValueError(f"batch must be a WaveBatch or SpecBatch, got {type(batch).__name__}")
+        if self.no_grad:
+            with torch.no_grad():
+                return apply_transform(self.transform, batch)
+        return apply_transform(self.transform, batch)
+
+
+def check_on_cpu(transform: nn.Module) -> nn.Module:
+    """``transform`` if every parameter and buffer is on the CPU, else a ``ValueError``."""
+    if any(t.device.type != "cpu" for t in (*transform.parameters(), *transform.buffers())):
+        raise ValueError(
+            "transform must be on the CPU to run inside DataLoader workers; move it with "
+            ".to('cpu') or run it on the device with nnaudio_data.pipeline.DeviceStage"
+        )
+    return transform
+
+
 class SpecCollate(WaveCollate):
     """:class:`WaveCollate`, then ``transform`` on the padded batch inside the (CPU) worker.
 
@@ -353,8 +433,9 @@ class SpecCollate(WaveCollate):
             its ``output_lengths`` maps sample lengths to frame lengths.
         **kwargs: as :class:`WaveCollate`.
 
-    Returns (when called): a :class:`~nnaudio_data.batch.SpecBatch`, computed under
-    ``torch.no_grad()`` (train a front end with the device stage instead).
+    Returns (when called): a :class:`~nnaudio_data.batch.SpecBatch` (a ``WaveBatch`` if the
+    transform maps waveforms to waveforms), computed under ``torch.no_grad()`` (train a front end
+    with the device stage instead).
 
     Raises:
         ValueError: ``transform`` holds tensors on a device other than the CPU (nothing may
@@ -365,14 +446,11 @@ class SpecCollate(WaveCollate):
         super().__init__(**kwargs)
         if not isinstance(transform, nn.Module):
             raise ValueError(f"transform must be an nn.Module, got {type(transform).__name__}")
-        if not _on_cpu(transform):
-            raise ValueError(
-                "transform must be on the CPU to run inside DataLoader workers; move it with "
-                ".to('cpu') or run it on the device with nnaudio_data.pipeline.DeviceStage"
-            )
-        self.transform = transform
+        self.stage = BatchTransform(check_on_cpu(transform))
+
+    @property
+    def transform(self) -> nn.Module:
+        return self.stage.transform
 
     def __call__(self, samples: Sequence[Any]) -> SpecBatch | WaveBatch:  # type: ignore[override]
-        batch = super().__call__(samples)
-        with torch.no_grad():
-            return apply_transform(self.transform, batch)
+        return self.stage(super().__call__(samples))

@@ -41,6 +41,7 @@ __all__ = [
     "SkipCounter",
     "Skipped",
     "add_counts",
+    "log_skip",
     "take_pending",
 ]
 
@@ -87,22 +88,36 @@ class FaultPolicy:
         """Raise ``error``, or log it and return its :class:`Skipped` marker."""
         if not self.skips:
             raise error
-        logger.warning("skipping sample %s (%s): %s", error.key, error.reason, error)
+        log_skip(error.key, error.reason, str(error))
         return Skipped(key=error.key, reason=error.reason, message=str(error))
 
     def __call__(self, exn: BaseException) -> bool:
         """webdataset's handler signature: raise, or log, count and return ``True`` (continue).
 
-        A :class:`SampleError` is counted by its reason, anything else as ``'stream_error'``.
+        A :class:`SampleError` (or an exception caused by one, such as webdataset's
+        ``DecodingError``) is raised as itself or counted by its reason; anything else is
+        re-raised or counted as ``'stream_error'``.
         The count waits in this process until the next batch is collated here.
         """
+        cause = exn if isinstance(exn, SampleError) else exn.__cause__
+        key = getattr(exn, "key", None)  # webdataset's DecodingError: the sample's key
+        if isinstance(cause, SampleError) and cause is not exn:
+            url = getattr(exn, "url", None)
+            where = f"sample {key!r}" + (f" of {url}" if url else "")
+            cause = type(cause)(f"{where}: {cause}", key=key or cause.key, reason=cause.reason)
         if not self.skips:
+            if isinstance(cause, SampleError):
+                raise cause from exn
             raise exn
-        reason = exn.reason if isinstance(exn, SampleError) else "stream_error"
-        key = getattr(exn, "key", None)
-        logger.warning("skipping sample %s (%s): %r", key, reason, exn)
+        reason = cause.reason if isinstance(cause, SampleError) else "stream_error"
+        log_skip(key, reason, str(cause) if isinstance(cause, SampleError) else repr(exn))
         _pending_counter()[reason] += 1
         return True
+
+
+def log_skip(key: str | None, reason: str, message: str) -> None:
+    """Log one skipped sample (a warning on the ``nnaudio_data.pipeline`` logger; no sleep)."""
+    logger.warning("skipping sample %s (%s): %s", key, reason, message)
 
 
 def add_counts(total: dict[str, int], counts: Mapping[str, int]) -> dict[str, int]:

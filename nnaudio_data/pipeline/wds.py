@@ -1,0 +1,157 @@
+"""WebDataset stages: an audio decoder handler, shard splitting, and a ready-made pipeline.
+
+Interface:
+
+* :class:`AudioHandler` - webdataset's handler signature ``(key, data) -> value or None``:
+  decodes audio fields (``.flac``, ``.wav``, ``.ogg``... see
+  :data:`~nnaudio_data.io.AUDIO_EXTENSIONS`) with soundfile to ``(audio (C, T), sample_rate)``,
+  hands a field it cannot decode to the fault policy (raised, or a
+  :class:`~nnaudio_data.pipeline.policy.Skipped` marker that the collate function logs with the
+  sample's key and counts), and
+  returns pickle-bearing fields (``.pyd``, ``.pickle``, ``.pkl``, ``.pth``, ``.pt``) as their
+  raw bytes, so that no later handler (webdataset's ``basichandlers`` would call
+  ``pickle.loads`` / ``torch.load``) ever unpickles them. Use it as
+  ``wds.WebDataset(urls, ...).decode(AudioHandler(policy))``; it never needs webdataset itself.
+* Collation for ``.batched(n, collation_fn=...)``:
+  :class:`~nnaudio_data.pipeline.collate.WaveCollate` (or ``SpecCollate``), which reads
+  webdataset dicts (``__key__``, the audio field, ``cls`` as the label).
+* The ``.map`` / ``.compose`` stage: :class:`~nnaudio_data.pipeline.collate.BatchTransform`.
+* :func:`split_shards` - split a shard list by rank and by worker with a clear ``ValueError``
+  (never a hang, never a silently idle worker) when there are fewer shards than ranks x workers.
+* :func:`audio_pipeline` - shards -> split -> tar samples -> decode -> batches (-> transform): a
+  ``webdataset.DataPipeline`` for ``webdataset.WebLoader(pipeline, batch_size=None, ...)``.
+
+webdataset's own ``split_by_node`` / ``split_by_worker`` work with these stages as well
+(``wds.WebDataset(urls, nodesplitter=wds.split_by_node)``; its default ``single_node_only``
+refuses ``world_size > 1``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from nnaudio_data._checks import check_float_dtype, check_non_negative_int, check_positive_int
+from nnaudio_data.io import AUDIO_EXTENSIONS, PICKLE_EXTENSIONS, SampleError, decode, extension
+from nnaudio_data.pipeline.collate import SpecCollate, WaveCollate
+from nnaudio_data.pipeline.datasets import worker_info
+from nnaudio_data.pipeline.policy import FaultPolicy, Skipped
+
+__all__ = ["AudioHandler", "audio_pipeline", "split_shards"]
+
+logger = logging.getLogger("nnaudio_data.pipeline")
+
+
+class AudioHandler:
+    """Decode audio fields of webdataset samples; never unpickle anything.
+
+    Args:
+        policy: the fault policy for fields that do not decode (default: raise the
+            :class:`~nnaudio_data.io.DecodeError`, naming the field).
+        dtype: floating dtype of the decoded audio.
+        extensions: the extensions decoded as audio.
+
+    Returns (when called with ``(key, data)``, ``key`` like ``".flac"`` or ``"x.flac"``):
+    ``(audio, sample_rate)`` for audio fields, a ``Skipped`` marker for a skipped one, the raw
+    bytes for pickle-bearing fields, ``None`` for anything else (left to the next handler).
+    """
+
+    def __init__(
+        self,
+        policy: FaultPolicy | str | None = None,
+        *,
+        dtype: torch.dtype | str = "float32",
+        extensions: Iterable[str] = AUDIO_EXTENSIONS,
+    ) -> None:
+        self.policy = policy if isinstance(policy, FaultPolicy) else FaultPolicy(policy or "raise")
+        self.dtype = check_float_dtype("dtype", dtype)
+        self.extensions = frozenset(e.lower().lstrip(".") for e in extensions)
+
+    def __repr__(self) -> str:
+        return f"AudioHandler(policy={self.policy!r}, extensions={sorted(self.extensions)})"
+
+    def __call__(self, key: str, data: Any) -> Any:
+        ext = extension(key)
+        if ext in PICKLE_EXTENSIONS:
+            logger.debug("field %r left as bytes: pickle-bearing fields are never decoded", key)
+            return bytes(data)
+        if ext not in self.extensions:
+            return None
+        try:
+            return decode(data, key=key.lstrip("."), dtype=self.dtype)
+        except SampleError as error:
+            if not self.policy.skips:
+                raise
+            # logged by the collate function, which knows the sample's key
+            return Skipped(key=None, reason=error.reason, message=str(error))
+
+
+def split_shards(shards: Iterable[Any]) -> Iterator[Any]:
+    """A webdataset stage: this rank's and this worker's share of ``shards`` (shard ``i`` goes to
+    consumer ``i % (world_size * num_workers)``, consumer ``rank * num_workers + worker``).
+
+    Works on a list of shard urls or on webdataset's ``{"url": ...}`` dicts.
+
+    Raises:
+        ValueError: there are fewer shards than ``world_size * num_workers``, so some consumer
+            would get none (and a DDP run would hang waiting for it).
+    """
+    items = list(shards)
+    rank, world, worker, workers = worker_info()
+    consumers = world * workers
+    if len(items) < consumers:
+        raise ValueError(
+            f"{len(items)} shard(s) cannot feed {world} rank(s) x {workers} worker(s) = "
+            f"{consumers} consumers: write at least {consumers} shards or use fewer workers"
+        )
+    yield from items[rank * workers + worker :: consumers]
+
+
+def audio_pipeline(
+    urls: str | Sequence[str],
+    *,
+    batch_size: int,
+    transform: nn.Module | None = None,
+    policy: FaultPolicy | str | None = None,
+    shuffle: int = 0,
+    seed: int = 0,
+    partial: bool = True,
+    **collate_kwargs: Any,
+) -> Any:
+    """A ``webdataset.DataPipeline``: shards split by rank and worker -> samples -> decoded audio
+    -> padded batches (-> the CPU ``transform`` on each batch, in the worker).
+
+    Args:
+        urls: shard urls or a brace pattern (``"data-{000..009}.tar"``).
+        batch_size: samples per batch.
+        transform: run on each batch inside the worker (CPU only); ``None``: ``WaveBatch`` es.
+        policy: the fault policy for decoding, collating and reading the tar stream.
+        shuffle: size of the sample shuffle buffer (0: no shuffling).
+        seed: seed of the shard and sample shuffling (``shuffle > 0``).
+        partial: keep the last, smaller batch.
+        **collate_kwargs: as :class:`~nnaudio_data.pipeline.collate.WaveCollate`
+            (``sample_rate``, ``resample``, ``mono``, ``label_key``...).
+
+    Use with ``webdataset.WebLoader(pipeline, batch_size=None, num_workers=...)``.
+    """
+    import webdataset as wds
+
+    batch_size = check_positive_int("batch_size", batch_size)
+    shuffle = check_non_negative_int("shuffle", shuffle)
+    fault = policy if isinstance(policy, FaultPolicy) else FaultPolicy(policy or "raise")
+    collate: WaveCollate = (
+        WaveCollate(policy=fault, **collate_kwargs)
+        if transform is None
+        else SpecCollate(transform, policy=fault, **collate_kwargs)
+    )
+    stages: list[Any] = [wds.SimpleShardList(urls), split_shards]
+    stages.append(wds.tarfile_to_samples(handler=fault))
+    if shuffle:
+        stages.append(wds.shuffle(shuffle, seed=seed))
+    stages.append(wds.decode(AudioHandler(fault), handler=fault))
+    stages.append(wds.batched(batch_size, collation_fn=collate, partial=partial))
+    return wds.DataPipeline(*stages)

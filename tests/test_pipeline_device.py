@@ -1,0 +1,102 @@
+"""DeviceStage: batches from real worker processes moved to the device and transformed there;
+nothing touches CUDA in a worker."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import soundfile as sf
+import torch
+from test_pipeline_collate import TorchStft, interior_frames, make_files
+from torch.utils.data import DataLoader
+
+from nnaudio_data.batch import SpecBatch, WaveBatch
+from nnaudio_data.pipeline import AudioDataset, DeviceStage, WaveCollate
+
+
+class FlagCollate(WaveCollate):
+    """WaveCollate that records, per item, whether CUDA was initialised in the collating process."""
+
+    def __call__(self, samples: Sequence[Any]) -> WaveBatch:
+        batch = super().__call__(samples)
+        for meta in batch.meta:
+            meta["cuda_initialized"] = torch.cuda.is_initialized()
+            meta["pid"] = os.getpid()
+        return batch
+
+
+def test_device_stage_with_fork_workers(tmp_path: Path, device: str) -> None:
+    paths = [str(p) for p in make_files(tmp_path, 7)]
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF" + b"\x01" * 300)
+    paths.insert(2, str(bad))
+    dataset = AudioDataset(paths, policy="skip")
+    loader = DataLoader(
+        dataset,
+        batch_size=3,
+        num_workers=2,
+        multiprocessing_context="fork",
+        collate_fn=FlagCollate(policy="skip"),
+        pin_memory=device == "cuda",
+    )
+    stft = TorchStft()
+    stage = DeviceStage(loader, stft, device=device)  # on CUDA, CUDA is initialised before fork
+    if device == "cuda":
+        assert torch.cuda.is_initialized()
+    seen = []
+    for batch in stage:
+        assert isinstance(batch, SpecBatch) and batch.spec.device.type == device
+        for spec, key, frames, meta in zip(batch.spec, batch.keys, batch.lengths, batch.meta):
+            assert meta["cuda_initialized"] is False  # reported back from the worker
+            assert meta["pid"] != os.getpid()  # made in a real worker process
+            audio, _ = sf.read(key, dtype="float32")
+            ref = stft(torch.from_numpy(audio).to(device))
+            assert int(frames) == ref.shape[-1]
+            k = interior_frames(len(audio), stft.n_fft, stft.hop)
+            # float32 FFTs of the same samples, batched or not: equal to rounding
+            torch.testing.assert_close(spec[:, :k], ref[:, :k], rtol=1e-5, atol=1e-5)
+            seen.append(key)
+    assert sorted(seen) == sorted(p for p in paths if p != str(bad))
+    assert stage.skipped == {"decode_error": 1} and stage.counter.samples == 7
+
+
+def test_device_stage_plain_move_and_empty_batches() -> None:
+    batches = [
+        WaveBatch(audio=torch.ones(2, 5), lengths=torch.tensor([5, 3]), sample_rate=8000),
+        WaveBatch(
+            audio=torch.zeros(0, 0),
+            lengths=torch.zeros(0, dtype=torch.long),
+            sample_rate=8000,
+            skipped={"empty": 2},
+        ),
+        WaveBatch(
+            audio=torch.ones(1, 4), lengths=torch.tensor([4]), sample_rate=8000, skipped={"x": 1}
+        ),
+    ]
+    stage = DeviceStage(batches, device="cpu")
+    out = list(stage)
+    assert [len(b) for b in out] == [2, 1]  # the empty batch was counted, not passed on
+    assert stage.skipped == {"empty": 2, "x": 1} and stage.counter.batches == 3
+    assert len(stage) == 3
+    with pytest.raises(ValueError, match="transform"):
+        DeviceStage(batches, transform="mel")  # type: ignore[arg-type]
+
+
+def test_trainable_front_end_gets_gradients(device: str) -> None:
+    stft = TorchStft(trainable=True)
+    batch = WaveBatch(
+        audio=torch.randn(2, 1000), lengths=torch.tensor([1000, 700]), sample_rate=8000
+    )
+    stage = DeviceStage([batch], stft, device=device)
+    assert stft.window.device.type == device  # the stage moved the transform
+    (out,) = list(stage)
+    assert out.spec.requires_grad
+    out.spec.sum().backward()
+    assert stft.window.grad is not None and torch.isfinite(stft.window.grad).all()
+    with torch.no_grad():
+        (frozen,) = list(DeviceStage([batch], stft, device=device))
+    assert not frozen.spec.requires_grad  # the caller's grad mode decides

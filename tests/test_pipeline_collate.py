@@ -147,9 +147,10 @@ def test_mixed_sample_rates_resampled() -> None:
     ref = np.sin(2 * np.pi * f * t)
     for row, n in zip(batch.audio.numpy(), expected_lengths):
         # away from the edges (filter transients), a band-limited resampler reproduces the tone;
-        # resample_poly's default Kaiser filter leaves errors near 1e-3 of the amplitude
+        # ops.Resample's kernel is float32 (about 1e-7) and its 16-zero-crossing windowed sinc
+        # passes 440 Hz with a ripple near 3e-5 of the amplitude: 1e-4 leaves a margin
         interior = slice(200, n - 200)
-        assert np.max(np.abs(row[interior] - ref[interior])) < 5e-3
+        assert np.max(np.abs(row[interior] - ref[interior])) < 1e-4
     with pytest.raises(ValueError, match="sample_rate"):
         WaveCollate(resample=True)
 

@@ -30,7 +30,8 @@ valid samples.
 
 Sample rates: with ``sample_rate=None`` every item must have the first item's rate; with
 ``sample_rate=R`` every item must have rate ``R``, or, with ``resample=True``, is resampled to
-``R`` (band-limited, :func:`scipy.signal.resample_poly`, per item in the worker). Items that break a
+``R`` (band-limited: :class:`nnaudio_data.ops.Resample`, per item in the worker; the output has
+``ceil(n * R / rate)`` samples, as ``scipy.signal.resample_poly``). Items that break a
 rule are :class:`~nnaudio_data.io.SampleError` s handled by the fault policy: raised (default) or
 skipped and counted in ``batch.skipped`` (reasons ``decode_error``, ``empty``, ``non_finite``,
 ``sample_rate``, ``channels``).
@@ -39,13 +40,12 @@ skipped and counted in ``batch.skipped`` (reasons ``decode_error``, ``empty``, `
 from __future__ import annotations
 
 import dataclasses
-import math
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import scipy.signal
 import torch
 from torch import nn
 
@@ -53,6 +53,7 @@ from nnaudio_data._checks import check_float_dtype, check_positive_int
 from nnaudio_data.batch import SpecBatch, WaveBatch
 from nnaudio_data.compose import apply_to_batch
 from nnaudio_data.io import AUDIO_EXTENSIONS, SampleError, decode, extension
+from nnaudio_data.ops import Resample
 from nnaudio_data.pipeline.policy import (
     FaultPolicy,
     Skipped,
@@ -75,18 +76,10 @@ class _Item:
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def _resample(audio: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
-    """Band-limited resampling of ``(..., time)`` CPU audio with :func:`scipy.signal.resample_poly`.
-
-    Shape:
-        - Input: ``(..., T)``
-        - Output: ``(..., ceil(T * new_sr / orig_sr))``
-    """
-    if orig_sr == new_sr:
-        return audio
-    g = math.gcd(int(orig_sr), int(new_sr))
-    out = scipy.signal.resample_poly(audio.numpy(), int(new_sr) // g, int(orig_sr) // g, axis=-1)
-    return torch.from_numpy(np.ascontiguousarray(out)).to(audio.dtype)
+@functools.lru_cache(maxsize=16)
+def _resampler(orig_sr: int, new_sr: int) -> Resample:
+    """One :class:`~nnaudio_data.ops.Resample` per rate pair, per process."""
+    return Resample(orig_sr, new_sr)
 
 
 def _as_float(audio: Any, dtype: torch.dtype, key: str) -> torch.Tensor:
@@ -288,7 +281,8 @@ class WaveCollate:
                     key=item.key,
                     reason="sample_rate",
                 )
-            item.audio = _resample(item.audio, item.sample_rate, target_sr)
+            with torch.no_grad():
+                item.audio = _resampler(item.sample_rate, target_sr)(item.audio)
             item.sample_rate = target_sr
         if self.mono and item.audio.shape[0] > 1:
             item.audio = item.audio.mean(dim=0, keepdim=True)

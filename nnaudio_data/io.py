@@ -5,7 +5,10 @@ Interface (other modules and the CLI rely on these names):
 * :func:`decode` - WAV / FLAC / OGG (and the other formats libsndfile reads) from ``bytes``, a
   binary file-like object or a path, to a float ``(channels, time)`` tensor and the sample rate.
   Integer PCM is scaled to [-1, 1] (soundfile divides by ``2 ** (bits - 1)``); float files are
-  read as they are.
+  read as they are. A truncated file is a decode error: a WAV whose data chunk is shorter than
+  its header declares (streaming placeholders 0 / 0xFFFFFFFF excepted), a FLAC that loses sync,
+  any file giving fewer frames than it declares. (An Ogg file cut short declares no length to
+  check against, so it decodes to the frames before the cut, or is 'empty'.)
 * :class:`SampleError` - a sample the pipeline cannot use (a ``ValueError``) with its ``key`` and a
   ``reason`` such as ``'decode_error'``, ``'empty'``, ``'non_finite'`` or ``'sample_rate'``; the
   fault policy in :mod:`nnaudio_data.pipeline.policy` raises or skips and counts these by reason.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from typing import IO, Any
 
 import numpy as np
@@ -101,6 +105,21 @@ def _describe(source: Any, key: str | None) -> str:
     return f"<{type(source).__name__}>"
 
 
+_DATA_SIZE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_STREAMING_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)  # placeholders that streaming WAV writers leave
+
+
+def _truncation(log: str) -> str | None:
+    """libsndfile's note that a WAV's data chunk is shorter than its header says, if any."""
+    match = _DATA_SIZE.search(log)
+    if match is None:
+        return None
+    declared, actual = int(match.group(1)), int(match.group(2))
+    if declared in _STREAMING_SIZES or declared <= actual:
+        return None
+    return f"the header declares {declared} data bytes, the file holds {actual}"
+
+
 def decode(
     source: bytes | bytearray | memoryview | str | os.PathLike[str] | IO[bytes],
     *,
@@ -120,7 +139,9 @@ def decode(
 
     Raises:
         DecodeError: the source is not readable as audio (``reason='decode_error'``: corrupt,
-            truncated, unsupported format, missing file) or holds 0 samples (``reason='empty'``).
+            truncated - a WAV whose data chunk is shorter than its header declares, or fewer
+            frames than declared -, unsupported format, missing file) or holds 0 samples
+            (``reason='empty'``).
             The message names ``key`` or the file.
         ValueError: ``dtype`` is not a floating dtype.
     """
@@ -131,12 +152,24 @@ def decode(
         io.BytesIO(bytes(source)) if isinstance(source, bytes | bytearray | memoryview) else source
     )
     try:
-        data, sample_rate = sf.read(fileobj, dtype=read_dtype, always_2d=True)
+        with sf.SoundFile(fileobj) as f:
+            sample_rate, declared = f.samplerate, f.frames
+            data = f.read(dtype=read_dtype, always_2d=True)
+            log = f.extra_info
     except (sf.LibsndfileError, sf.SoundFileError, RuntimeError, TypeError, OSError) as exc:
         raise DecodeError(
             f"cannot decode audio {name!r}: {exc}", key=name, reason="decode_error"
         ) from exc
     if data.shape[0] == 0:
-        raise DecodeError(f"audio {name!r} has 0 samples", key=name, reason="empty")
+        raise DecodeError(
+            f"audio {name!r} has 0 samples (empty, or cut before its first frame)",
+            key=name,
+            reason="empty",
+        )
+    short = _truncation(log)
+    if short is None and 0 < declared < 2**62 and data.shape[0] < declared:
+        short = f"{declared} frames declared, {data.shape[0]} read"
+    if short is not None:
+        raise DecodeError(f"audio {name!r} is truncated ({short})", key=name, reason="decode_error")
     audio = torch.from_numpy(np.ascontiguousarray(data.T))
     return audio.to(out_dtype), int(sample_rate)

@@ -78,6 +78,29 @@ def test_corrupt_bytes_raise_decode_error_naming_key() -> None:
     assert info.value.reason == "decode_error" and info.value.key == "bad-key"
 
 
+@pytest.mark.parametrize(
+    ("fmt", "subtype"), [("WAV", "PCM_16"), ("WAV", "FLOAT"), ("FLAC", "PCM_24")]
+)
+def test_truncated_files_are_decode_errors(fmt: str, subtype: str) -> None:
+    buf = io.BytesIO()
+    sf.write(buf, _tone(8000, channels=2), SR, format=fmt, subtype=subtype)
+    raw = buf.getvalue()
+    with pytest.raises(DecodeError, match="clip-7") as info:
+        decode(raw[: int(len(raw) * 0.7)], key="clip-7")
+    assert info.value.reason == "decode_error"
+    assert decode(raw)[0].shape == (2, 8000)
+
+
+def test_streaming_wav_size_placeholder_is_not_truncation() -> None:
+    buf = io.BytesIO()
+    sf.write(buf, _tone(3000), SR, format="WAV", subtype="PCM_16")
+    raw = bytearray(buf.getvalue())
+    at = raw.index(b"data") + 4
+    raw[at : at + 4] = b"\xff\xff\xff\xff"  # what a writer that cannot seek back leaves
+    audio, _ = decode(bytes(raw))
+    assert audio.shape == (1, 3000)
+
+
 def test_truncated_header_and_missing_file(tmp_path: Path) -> None:
     buf = io.BytesIO()
     sf.write(buf, _tone(1000), SR, format="WAV", subtype="PCM_16")

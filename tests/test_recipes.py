@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -118,3 +122,54 @@ def test_unknown_names_and_paths(tmp_path: Path) -> None:
     path.write_text(RECIPE_HEAD + '[[transforms]]\nname = "NoSuchStage"\n')
     with pytest.raises(ValueError, match="unknown transform name 'NoSuchStage'"):
         load_recipe(path)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+INSTALLED_CHECK = """
+import json, nnaudio_data
+from nnaudio_data.recipes import get_recipe, list_recipes
+names = list_recipes()
+print(json.dumps({
+    "file": nnaudio_data.__file__,
+    "names": names,
+    "rates": {n: get_recipe(n).sample_rate for n in names},
+    "sources": {n: get_recipe(n).source for n in names},
+}))
+"""
+
+
+@pytest.mark.slow
+def test_recipes_found_after_a_plain_install(tmp_path: Path) -> None:
+    # A non-editable install from a copy of the project (so no build files land in the tree),
+    # then a fresh interpreter that sees only the installed copy.
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE", "setup.cfg"):
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, source / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "nnaudio_data", source / "nnaudio_data", ignore=ignore)
+    shutil.copytree(ROOT / "transforms", source / "transforms", ignore=ignore)
+    target = tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
+    pip += ["--no-build-isolation", "--no-compile", "--target", str(target), str(source)]
+    subprocess.run(pip, check=True, cwd=tmp_path, capture_output=True, timeout=240)
+    assert sorted(p.name for p in (target / "nnaudio_data" / "transforms").glob("*.toml")) == [
+        f"{n}.toml" for n in list_recipes()
+    ]
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    result = subprocess.run(
+        [sys.executable, "-c", INSTALLED_CHECK],
+        check=True,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    found = json.loads(result.stdout)
+    assert Path(found["file"]).resolve().is_relative_to(target.resolve())
+    assert found["names"] == list_recipes()
+    assert found["rates"] == {n: get_recipe(n).sample_rate for n in list_recipes()}
+    assert found["sources"]["log-mel-80"] == "nnaudio_data.transforms/log-mel-80.toml"

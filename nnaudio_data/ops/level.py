@@ -87,6 +87,8 @@ class AmplitudeToDB(Transform):
             mask = time_mask(valid_lengths(lengths, x), x)
             floor = torch.tensor(float("-inf"), dtype=db.dtype, device=db.device)
             peak = torch.where(mask, db, floor).flatten(1).amax(dim=1)
+            # an item with no valid frame has peak -inf: give it the floor (finite output)
+            peak = peak.clamp_min(self.multiplier * math.log10(self.amin))
             peak = peak.reshape(-1, *([1] * (x.ndim - 1)))
         if self.ref == "max":
             db = db - peak

@@ -10,13 +10,18 @@ Interface (other modules and the CLI rely on these names):
   any file giving fewer frames than it declares. (An Ogg file cut short declares no length to
   check against, so it decodes to the frames before the cut, or is 'empty'.)
 * :class:`SampleError` - a sample the pipeline cannot use (a ``ValueError``) with its ``key`` and a
-  ``reason`` such as ``'decode_error'``, ``'empty'``, ``'non_finite'`` or ``'sample_rate'``; the
+  ``reason`` from :data:`REASONS` (``'decode_error'``, ``'empty'``, ``'non_finite'``,
+  ``'sample_rate'``, ``'channels'``, ``'too_short'``); the
   fault policy in :mod:`nnaudio_data.pipeline.policy` raises or skips and counts these by reason.
 * :class:`DecodeError` - the :class:`SampleError` that :func:`decode` raises; its message names the
   key or the file. Audio with 0 samples is its own reason, ``'empty'``.
 * :data:`AUDIO_EXTENSIONS` - the file extensions treated as audio by the adapters.
 * :data:`PICKLE_EXTENSIONS` - fields that would be unpickled by other decoders; the project never
-  decodes them (see :class:`nnaudio_data.pipeline.webdataset.AudioHandler`).
+  decodes them.
+
+The webdataset handler built on :func:`decode` (``(key, data) -> (audio, sample_rate)`` for audio
+fields, ``None`` for others, pickle-bearing fields left as bytes) is
+:class:`nnaudio_data.pipeline.wds.AudioHandler`: it lives with the fault policy it needs.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ REASONS = (
     "non_finite",  # NaN or Inf in the samples
     "sample_rate",  # a sample rate the pipeline does not accept
     "channels",  # a channel count that cannot share a batch with the others
+    "too_short",  # fewer samples than the pipeline's min_length
 )
 
 _SOUNDFILE_DTYPES = {torch.float32: "float32", torch.float64: "float64"}

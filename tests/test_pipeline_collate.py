@@ -180,6 +180,18 @@ def test_corrupt_empty_and_non_finite(tmp_path: Path, caplog: pytest.LogCaptureF
     assert info.value.reason == "non_finite"
 
 
+def test_min_length_rejects_short_items_after_resampling() -> None:
+    items = [(torch.ones(300), 8000), (torch.ones(256), SR), (torch.ones(255), SR)]
+    # 300 samples at 8 kHz become 600 at 16 kHz: long enough; 255 < 256 is not
+    batch = WaveCollate(sample_rate=SR, resample=True, min_length=256, policy="skip")(items)
+    assert batch.lengths.tolist() == [600, 256] and batch.skipped == {"too_short": 1}
+    with pytest.raises(SampleError, match="min_length=256") as info:
+        WaveCollate(min_length=256)(items[1:])
+    assert info.value.reason == "too_short" and info.value.key == "1"
+    with pytest.raises(ValueError, match="min_length"):
+        WaveCollate(min_length=0)
+
+
 def test_all_skipped_gives_empty_batch_with_counts() -> None:
     batch = WaveCollate(policy="skip")(
         [Skipped("a", "decode_error"), b"junk", (torch.zeros(0), SR)]

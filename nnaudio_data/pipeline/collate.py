@@ -8,13 +8,18 @@ Interface:
 * :class:`SpecCollate` - the same, then runs a (CPU) transform on the padded batch inside the
   worker, under ``torch.no_grad()``; valid lengths become frame lengths by the transform's
   ``output_lengths``.
+* :class:`BatchTransform` - the picklable stage ``batch -> transform(batch)`` for webdataset's
+  ``.map`` / ``.compose`` and ``torchdata.nodes.Mapper``; :func:`apply_transform` is the function
+  it calls (``compose.apply_to_batch`` keeping the skip counts, and empty batches).
+* ``WaveCollate.prepare(sample, index)`` - one sample decoded and normalised (what a dataset's
+  ``__getitem__`` returns, in the worker).
 
 A sample is one of:
 
 * a dict: the audio under ``audio_key`` (default ``"audio"``, or else the first field whose
   extension is an audio one, e.g. webdataset's ``"flac"``), holding a tensor / array (then the
   rate is under ``"sample_rate"`` or ``"sr"``), an ``(audio, sample_rate)`` pair (what
-  :class:`~nnaudio_data.pipeline.webdataset.AudioHandler` decodes to), or encoded bytes / a path;
+  :class:`~nnaudio_data.pipeline.wds.AudioHandler` decodes to), or encoded bytes / a path;
   the key under ``"key"`` or ``"__key__"``; the label under ``label_key`` (default ``"label"``,
   else ``"cls"``); other fields (not ``__*__``) go to ``meta``;
 * a tuple ``(audio, sample_rate)`` or ``(audio, sample_rate, label)`` where ``audio`` is a
@@ -34,7 +39,8 @@ Sample rates: with ``sample_rate=None`` every item must have the first item's ra
 ``ceil(n * R / rate)`` samples, as ``scipy.signal.resample_poly``). Items that break a
 rule are :class:`~nnaudio_data.io.SampleError` s handled by the fault policy: raised (default) or
 skipped and counted in ``batch.skipped`` (reasons ``decode_error``, ``empty``, ``non_finite``,
-``sample_rate``, ``channels``).
+``sample_rate``, ``channels``, ``too_short`` - fewer samples than ``min_length``, e.g. the
+transform's ``n_fft``).
 """
 
 from __future__ import annotations
@@ -144,6 +150,9 @@ class WaveCollate:
         mono: average the channels of every item (the batch is then ``(batch, time)``).
         policy: the :class:`~nnaudio_data.pipeline.policy.FaultPolicy` (default: raise).
         check_finite: reject items holding NaN or Inf (reason ``'non_finite'``).
+        min_length: reject items with fewer samples (after resampling) than this (reason
+            ``'too_short'``; e.g. the ``n_fft`` of an STFT without centring). 1 by default: only
+            empty items (reason ``'empty'``).
         audio_key: the dict field holding the audio (default: ``"audio"``, else the first field
             with an audio extension).
         label_key: the dict field holding the label (default: ``"label"``, else ``"cls"``).
@@ -161,6 +170,7 @@ class WaveCollate:
         mono: bool = False,
         policy: FaultPolicy | str | None = None,
         check_finite: bool = True,
+        min_length: int = 1,
         audio_key: str | None = None,
         label_key: str | None = None,
         dtype: torch.dtype | str = "float32",
@@ -174,6 +184,7 @@ class WaveCollate:
         self.mono = bool(mono)
         self.policy = policy if isinstance(policy, FaultPolicy) else FaultPolicy(policy or "raise")
         self.check_finite = bool(check_finite)
+        self.min_length = check_positive_int("min_length", min_length)
         self.audio_key = audio_key
         self.label_key = label_key
         self.dtype = check_float_dtype("dtype", dtype)
@@ -284,6 +295,13 @@ class WaveCollate:
             with torch.no_grad():
                 item.audio = _resampler(item.sample_rate, target_sr)(item.audio)
             item.sample_rate = target_sr
+        if item.audio.shape[-1] < self.min_length:
+            raise SampleError(
+                f"sample {item.key!r} has {item.audio.shape[-1]} samples, fewer than "
+                f"min_length={self.min_length}",
+                key=item.key,
+                reason="too_short",
+            )
         if self.mono and item.audio.shape[0] > 1:
             item.audio = item.audio.mean(dim=0, keepdim=True)
         return item

@@ -20,7 +20,8 @@ logs, records the count in the current process, and returns ``True`` (continue);
 collated in that process carries the count (see :func:`take_pending`).
 
 Reasons (:data:`nnaudio_data.io.REASONS`): ``decode_error``, ``empty``, ``non_finite``,
-``sample_rate``, ``channels``; ``stream_error`` for exceptions that reach ``policy(exception)``.
+``sample_rate``, ``channels``, ``too_short``; ``stream_error`` for other exceptions that reach
+``policy(exception)``.
 """
 
 from __future__ import annotations

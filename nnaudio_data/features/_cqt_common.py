@@ -1,0 +1,350 @@
+"""What every constant-Q transform shares: padding, normalisation, output format, frame rule, and
+the FFT-domain ("folded spectrum") path for frozen kernels.
+
+One implementation for the whole family (``CQT1992v2``, ``CQT2010v2``, ``CQT1992``, ``CQT2010``,
+``VQT``): a class computes the complex response ``(rows, n_bins, frames)`` as a real and an
+imaginary part (nnAudio's sign: ``sum_n x[t + n] * conj(kernel[n])``) and :class:`_ConstantQ`
+does the rest.
+
+The folded-spectrum path
+------------------------
+Bin ``k`` of a frozen CQT is the cross-correlation of the padded signal with wavelet ``k``, sampled
+every ``hop`` samples. With ``N = M * hop`` at least the padded length, the correlation's DFT is
+``X * conj(K_k)`` (``X`` the length-``N`` FFT of the signal), and keeping every ``hop``-th lag is,
+in the frequency domain, summing the ``hop`` length-``M`` pieces of that product ("folding") and
+taking one inverse FFT of length ``M``. ``K_k`` is a band-pass around the bin's frequency: only
+the coefficients that hold all but ``tol**2`` of its energy are kept, so the work per bin is its
+bandwidth, not the kernel width. Short (high) wavelets have wide spectra but few taps, so they are
+applied in the time domain as one matrix product with strided frames; the split minimises a cost
+model. Both paths are exact up to the truncation ``tol`` (1e-5 relative amplitude by default).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nnaudio_data._checks import check_choice
+from nnaudio_data._shapes import flatten_waveform, frame_lengths, unflatten
+from nnaudio_data._transform import Transform
+from nnaudio_data.features._common import PAD_MODES, center_pad
+
+__all__ = [
+    "BACKENDS",
+    "NORMALIZATION_TYPES",
+    "OUTPUT_FORMATS",
+    "FoldPlan",
+    "apply_fold_plan",
+    "format_output",
+    "make_fold_plan",
+    "normalization_scale",
+    "pad_signal",
+]
+
+OUTPUT_FORMATS = ("Magnitude", "Complex", "Phase")
+NORMALIZATION_TYPES = ("librosa", "convolutional", "wrap")
+BACKENDS = ("auto", "conv", "fft")
+
+
+def pad_signal(x: torch.Tensor, left: int, right: int, pad_mode: str) -> torch.Tensor:
+    """Pad the last axis of ``(rows, time)``; ``'reflect'`` works for any length (the reflection
+    repeats, as ``numpy.pad(mode='reflect')``), so inputs shorter than the kernels still work."""
+    check_choice("pad_mode", pad_mode, PAD_MODES)
+    n = x.shape[-1]
+    if n == 0:
+        raise ValueError("input has 0 samples; a constant-Q transform needs at least one")
+    if left == right and (pad_mode != "reflect" or n > left):
+        return center_pad(x, left, pad_mode)
+    if pad_mode == "constant":
+        return F.pad(x, (left, right))
+    idx = torch.arange(-left, n + right, device=x.device)
+    if pad_mode == "reflect":
+        period = max(2 * (n - 1), 1)
+        idx = idx.remainder(period)
+        idx = torch.where(idx >= n, period - idx, idx)
+    elif pad_mode == "replicate":
+        idx = idx.clamp(0, n - 1)
+    else:  # circular
+        idx = idx.remainder(n)
+    return x[..., idx]
+
+
+def normalization_scale(
+    lengths: torch.Tensor, normalization_type: str, dtype: torch.dtype
+) -> torch.Tensor | None:
+    """Per-bin output scale: ``sqrt(lengths)`` (``'librosa'``), 2 (``'wrap'``: a unit sine gives 1
+    in its bin with L1-normalised kernels) or none (``'convolutional'``)."""
+    check_choice("normalization_type", normalization_type, NORMALIZATION_TYPES)
+    if normalization_type == "librosa":
+        return lengths.to(dtype).sqrt().view(-1, 1)
+    if normalization_type == "wrap":
+        return torch.full_like(lengths, 2.0, dtype=dtype).view(-1, 1)
+    return None
+
+
+def format_output(
+    real: torch.Tensor, imag: torch.Tensor, output_format: str, eps: float = 0.0
+) -> torch.Tensor:
+    """``'Magnitude'`` ``(..., F, T)``; ``'Complex'`` and ``'Phase'`` (cos, sin of the phase)
+    ``(..., F, T, 2)``. ``eps`` is added under the square root (nnAudio adds 1e-8 when trainable so
+    that the gradient at zero is finite)."""
+    check_choice("output_format", output_format, OUTPUT_FORMATS)
+    if output_format == "Magnitude":
+        power = real.pow(2) + imag.pow(2)
+        return (power + eps).sqrt() if eps else power.sqrt()
+    if output_format == "Complex":
+        return torch.stack((real, imag), -1)
+    phase = torch.atan2(imag, real)
+    return torch.stack((phase.cos(), phase.sin()), -1)
+
+
+def _smooth(n: int) -> int:
+    """The smallest 2-3-5-smooth integer >= ``n`` (fast FFT sizes)."""
+    best = 1 << max(0, (n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+@dataclass
+class FoldPlan:
+    """Everything the folded-spectrum path needs for one padded length, device and dtype."""
+
+    n_frames: int
+    n_cols: int
+    hop: int
+    order: torch.Tensor  # output position of [short bins..., long bins...]
+    short_start: int
+    short_width: int
+    short_kernel: torch.Tensor | None  # (width, 2 * n_short): [real | imag] responses
+    gather: torch.Tensor | None  # (n_seg * n_cols,) rfft indices
+    conj_sign: torch.Tensor | None  # (n_seg * n_cols,) +1 / -1 or None
+    weights: torch.Tensor | None  # (n_seg, n_cols) complex
+    segments: torch.Tensor | None  # (n_long, n_seg) 0/1
+
+
+#: relative cost of one gathered complex coefficient against one real multiply-add in a matmul
+_FOLD_COST = 40.0
+
+
+def make_fold_plan(
+    kernels: np.ndarray,
+    padded_length: int,
+    hop: int,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    tol: float = 1e-5,
+) -> FoldPlan:
+    """Plan the folded-spectrum path for complex ``kernels`` ``(n_bins, width)`` applied with
+    stride ``hop`` to ``(rows, padded_length)`` inputs (see the module docstring)."""
+    n_bins, width = kernels.shape
+    n_frames = 1 + (padded_length - width) // hop
+    n_cols = _smooth(-(-padded_length // hop))
+    n = n_cols * hop
+    nz = np.abs(kernels) > 0
+    first = np.where(nz.any(1), nz.argmax(1), width // 2)
+    last = np.where(nz.any(1), width - nz[:, ::-1].argmax(1), width // 2 + 1)
+    # per-bin support of the spectrum and cost of each way
+    supports = []
+    for k in range(n_bins):
+        spec = np.fft.fft(kernels[k], n)
+        energy = np.abs(spec) ** 2
+        peak = int(energy.argmax())
+        rolled = np.roll(energy, n // 2 - peak)
+        cs = np.concatenate(([0.0], np.cumsum(rolled)))
+        c = n // 2
+        d = np.arange(0, n // 2)
+        inside = cs[np.minimum(c + d + 1, n)] - cs[np.maximum(c - d, 0)]
+        reach = int(np.searchsorted(inside, cs[-1] * (1 - tol**2)))
+        supports.append((spec, peak, min(reach, n // 2 - 1)))
+    # bins sorted by length, short first; choose the split that minimises the cost
+    by_len = np.argsort(last - first, kind="stable")
+    seg_cost = np.array(
+        [(-(-(2 * s[2] + 1) // n_cols) + 1) * n_cols for s in supports], dtype=np.float64
+    )
+    best = (math.inf, 0)
+    for n_short in range(n_bins + 1):
+        short = by_len[:n_short]
+        span = (last[short].max() - first[short].min()) if n_short else 0
+        cost = 2.0 * n_frames * span * n_short + _FOLD_COST * seg_cost[by_len[n_short:]].sum()
+        best = min(best, (cost, n_short))
+    n_short = best[1]
+    short, long_ = np.sort(by_len[:n_short]), np.sort(by_len[n_short:])
+    order = torch.as_tensor(np.argsort(np.concatenate([short, long_])), device=device)
+
+    short_kernel = None
+    start = span = 0
+    if n_short:
+        start, stop = int(first[short].min()), int(last[short].max())
+        span = stop - start
+        ks = kernels[short, start:stop]
+        short_kernel = torch.as_tensor(
+            np.concatenate([ks.real, -ks.imag]).T.copy(), dtype=dtype, device=device
+        )
+    gather = conj_sign = weights = segments = None
+    if len(long_):
+        idx, sign, wts, seg_rows = [], [], [], []
+        n_seg = 0
+        for row, k in enumerate(long_):
+            spec, peak, reach = supports[k]
+            lo, hi = peak - reach, peak + reach + 1
+            a0 = (lo // n_cols) * n_cols
+            r = -(-(hi - a0) // n_cols)
+            j = np.arange(a0, a0 + r * n_cols)
+            jm = j % n
+            w = np.where((j >= lo) & (j < hi), np.conj(spec[jm]), 0.0)
+            upper = jm > n // 2
+            idx.append(np.where(upper, n - jm, jm))
+            sign.append(np.where(upper, -1.0, 1.0))
+            wts.append(w.reshape(r, n_cols))
+            seg_rows.append((row, n_seg, r))
+            n_seg += r
+        seg = np.zeros((len(long_), n_seg))
+        for row, s0, r in seg_rows:
+            seg[row, s0 : s0 + r] = 1.0
+        cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+        gather = torch.as_tensor(np.concatenate(idx), device=device)
+        signs = np.concatenate(sign)
+        if (signs < 0).any():
+            conj_sign = torch.as_tensor(signs, dtype=dtype, device=device)
+        weights = torch.as_tensor(np.concatenate(wts), dtype=cdtype, device=device)
+        segments = torch.as_tensor(seg, dtype=dtype, device=device)
+    return FoldPlan(
+        n_frames=n_frames,
+        n_cols=n_cols,
+        hop=hop,
+        order=order,
+        short_start=start,
+        short_width=span,
+        short_kernel=short_kernel,
+        gather=gather,
+        conj_sign=conj_sign,
+        weights=weights,
+        segments=segments,
+    )
+
+
+def apply_fold_plan(xp: torch.Tensor, plan: FoldPlan) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real and imaginary responses ``(rows, n_bins, frames)`` of padded ``xp`` ``(rows, n)``."""
+    rows = xp.shape[0]
+    parts_re, parts_im = [], []
+    m = plan.n_frames
+    if plan.short_kernel is not None:
+        seg = xp[:, plan.short_start :]
+        frames = seg.unfold(-1, plan.short_width, plan.hop)[:, :m]
+        out = torch.matmul(frames, plan.short_kernel).transpose(1, 2)
+        half = out.shape[1] // 2
+        parts_re.append(out[:, :half])
+        parts_im.append(out[:, half:])
+    if plan.gather is not None:
+        assert plan.weights is not None and plan.segments is not None
+        spec = torch.fft.rfft(xp, n=plan.n_cols * plan.hop)
+        g = spec[:, plan.gather]
+        if plan.conj_sign is not None:
+            g = torch.complex(g.real, g.imag * plan.conj_sign)
+        prod = g.view(rows, -1, plan.n_cols) * plan.weights
+        prod = torch.view_as_real(prod).reshape(rows, prod.shape[1], 2 * plan.n_cols)
+        folded = torch.matmul(plan.segments, prod).view(rows, -1, plan.n_cols, 2)
+        resp = torch.fft.ifft(torch.view_as_complex(folded.contiguous()), dim=-1)[..., :m]
+        resp = resp / plan.hop
+        parts_re.append(resp.real)
+        parts_im.append(resp.imag)
+    real = torch.cat(parts_re, 1) if len(parts_re) > 1 else parts_re[0]
+    imag = torch.cat(parts_im, 1) if len(parts_im) > 1 else parts_im[0]
+    return real[:, plan.order], imag[:, plan.order]
+
+
+class _ConstantQ(Transform):
+    """Shared forward of the family: flatten, respond, normalise, format, unflatten.
+
+    Subclasses set ``n_bins``, ``hop_length``, ``output_format``, ``trainable``, register a
+    ``lengths`` buffer (for ``'librosa'`` normalisation) and implement :meth:`_response`,
+    :meth:`_frame_width` and :meth:`_frame_center`.
+    """
+
+    _config_exclude: ClassVar[frozenset[str]] = frozenset({"verbose", "device"})
+    lengths: torch.Tensor
+    output_format: str
+    trainable: bool
+    hop_length: int
+
+    def _init_format(self, output_format: str) -> None:
+        self.output_format = check_choice("output_format", output_format, OUTPUT_FORMATS)
+        #: the output's time axis: -2 for (..., F, T, 2) outputs, -1 for magnitudes
+        self.time_dim = -1 if output_format == "Magnitude" else -2
+
+    def _response(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _frame_width(self) -> int:
+        """The ``n_fft`` of the frame rule ``1 + (n + 2 * (w // 2) - w) // hop``."""
+        raise NotImplementedError
+
+    def _frame_center(self) -> bool:
+        return True
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        output_format: str | None = None,
+        normalization_type: str = "librosa",
+    ) -> torch.Tensor:
+        """Constant-Q transform of a batch of waveforms.
+
+        Args:
+            x: ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` or ``(batch, channels, time)``.
+            output_format: overrides the constructor's ``'Magnitude'``, ``'Complex'`` or
+                ``'Phase'`` for this call.
+            normalization_type: ``'librosa'`` (times ``sqrt(length)`` of each wavelet, as
+                ``librosa.cqt``), ``'convolutional'`` (the plain correlation with L1-normalised
+                wavelets: a unit sine gives 0.5) or ``'wrap'`` (times 2: a unit sine gives 1).
+        """
+        fmt = self.output_format if output_format is None else output_format
+        check_choice("output_format", fmt, OUTPUT_FORMATS)
+        scale = normalization_scale(self.lengths, normalization_type, x.dtype)
+        flat, lead = flatten_waveform(x)
+        real, imag = self._response(flat)
+        if scale is not None:
+            real, imag = real * scale, imag * scale
+        eps = 1e-8 if self.trainable else 0.0
+        return unflatten(format_output(real, imag, fmt, eps), lead)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Frames for inputs of ``lengths`` samples: ``1 + n // hop_length`` (centred frames)."""
+        return frame_lengths(
+            torch.as_tensor(lengths), self._frame_width(), self.hop_length, self._frame_center()
+        )
+
+
+class _PlanCache:
+    """A small LRU of fold plans, keyed by padded length, device and dtype."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self.plans: OrderedDict[Any, FoldPlan] = OrderedDict()
+
+    def get(self, key: Any, build: Any) -> FoldPlan:
+        plan = self.plans.get(key)
+        if plan is None:
+            plan = build()
+            self.plans[key] = plan
+            while len(self.plans) > self.size:
+                self.plans.popitem(last=False)
+        else:
+            self.plans.move_to_end(key)
+        return plan

@@ -1,0 +1,497 @@
+"""Constant-Q and variable-Q transforms with nnAudio 0.3.4's names, parameters and outputs.
+
+* :class:`CQT1992v2` (alias :class:`CQT`): every wavelet applied to the full-rate signal.
+* :class:`CQT2010v2`: multirate (one octave of wavelets, the signal halved per octave).
+* :class:`VQT`: the multirate transform with a bandwidth offset ``gamma`` (``gamma=0`` is
+  :class:`CQT2010v2`).
+
+What differs from nnAudio 0.3.4 (each one a bug there):
+
+* early downsampling keeps the scale (nnAudio's ``CQT2010v2`` is 1.4x - 2.8x too large and its
+  ``VQT`` one octave too high when it downsamples early, e.g. at 44.1 kHz);
+* any ``hop_length`` works in the multirate classes (octaves whose hop cannot be halved any more
+  are computed at the last rate that divides it), and inputs shorter than the kernels work
+  (``'reflect'`` padding repeats the reflection);
+* ``q_mode='librosa'`` uses librosa 0.11's Q and fractional wavelet lengths, so that magnitudes
+  match ``librosa.cqt`` / ``librosa.vqt``; the default ``'nnaudio'`` gives nnAudio's numbers;
+* ``VQT`` honours ``trainable``; nothing prints.
+
+Frozen kernels (``trainable=False``) of :class:`CQT1992v2` take the folded-spectrum path
+(see :mod:`nnaudio_data.features._cqt_common`), which agrees with the conv kernels to ~1e-5;
+``backend='conv'`` forces the conv kernels.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nnaudio_data._checks import (
+    check_choice,
+    check_float_dtype,
+    check_positive_float,
+    check_positive_int,
+)
+from nnaudio_data.features._common import PAD_MODES, register_kernel
+from nnaudio_data.features._cqt_common import (
+    BACKENDS,
+    _ConstantQ,
+    _PlanCache,
+    apply_fold_plan,
+    make_fold_plan,
+    pad_signal,
+)
+from nnaudio_data.kernels.cqt import (
+    Q_MODES,
+    cqt_frequencies,
+    cqt_kernels,
+    cqt_lengths,
+    cqt_q,
+    n_bins_from_fmax,
+)
+from nnaudio_data.kernels.lowpass import early_downsample_count, lowpass_filter
+
+__all__ = ["CQT", "VQT", "CQT1992v2", "CQT2010v2"]
+
+
+def _bins(fmin: Any, fmax: Any, n_bins: Any, bins_per_octave: Any) -> tuple[float, int, int]:
+    fmin = check_positive_float("fmin", fmin)
+    bins_per_octave = check_positive_int("bins_per_octave", bins_per_octave)
+    if fmax is not None:
+        n_bins = n_bins_from_fmax(fmin, fmax, bins_per_octave)
+    n_bins = check_positive_int("n_bins", n_bins)
+    return fmin, n_bins, bins_per_octave
+
+
+def _check_nyquist(freqs: np.ndarray, sr: float) -> None:
+    if freqs[-1] >= sr / 2:
+        raise ValueError(
+            f"the top CQT bin ({freqs[-1]:.1f} Hz) is at or above the Nyquist frequency "
+            f"({sr / 2:g} Hz) for sr={sr:g}: reduce n_bins or fmin, or give fmax"
+        )
+
+
+def _kernel_pair(
+    module: torch.nn.Module,
+    suffix: str,
+    kernels: np.ndarray,
+    trainable: bool,
+    dtype: torch.dtype,
+) -> None:
+    real = torch.as_tensor(kernels.real.copy(), dtype=dtype).unsqueeze(1)
+    imag = torch.as_tensor(kernels.imag.copy(), dtype=dtype).unsqueeze(1)
+    register_kernel(module, "cqt_kernels_real" + suffix, real, trainable)
+    register_kernel(module, "cqt_kernels_imag" + suffix, imag, trainable)
+
+
+def _conv_response(
+    x: torch.Tensor, real: torch.Tensor, imag: torch.Tensor, hop: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sum_n x[t*hop + n] * conj(k[n])`` for kernels ``(K, 1, W)``: real and imaginary parts."""
+    k = real.shape[0]
+    out = F.conv1d(x.unsqueeze(1), torch.cat((real, imag)).to(x.dtype), stride=hop)
+    return out[:, :k], -out[:, k:]
+
+
+class CQT1992v2(_ConstantQ):
+    """Constant-Q transform with time-domain wavelets applied as 1-D convolution kernels
+    (Brown & Puckette 1992, nnAudio's "version 2"); nnAudio 0.3.4's ``CQT1992v2``.
+
+    Args:
+        sr: sample rate in Hz.
+        hop_length: samples between frames (any positive integer).
+        fmin: frequency of the lowest bin in Hz.
+        fmax: if given, ``n_bins = ceil(bins_per_octave * log2(fmax / fmin))`` and ``n_bins`` is
+            ignored (as nnAudio).
+        n_bins: number of bins.
+        bins_per_octave: bins per octave.
+        filter_scale: scales every wavelet's length (Q).
+        norm: norm each wavelet is divided by (1: L1, librosa's and nnAudio's default; 2: L2).
+        window: window of each wavelet (scipy name or tuple; ``('gaussian', att_db)`` as nnAudio).
+        center: centre the wavelets on the frames (pads ``kernel_width // 2`` on both sides).
+        pad_mode: ``'reflect'`` (any input length) or ``'constant'``.
+        trainable: hold the wavelets as ``nn.Parameter``\\ s (``cqt_kernels_real`` /
+            ``cqt_kernels_imag``, shape ``(n_bins, 1, kernel_width)``).
+        output_format: ``'Magnitude'``, ``'Complex'`` (real, imag) or ``'Phase'`` (cos, sin).
+        verbose: accepted for nnAudio compatibility; nothing is printed.
+        q_mode: ``'nnaudio'`` (default: nnAudio's Q and integer lengths) or ``'librosa'``
+            (librosa 0.11's Q and fractional lengths: magnitudes match ``librosa.cqt`` with
+            ``tuning=0``; nnAudio's are 0.985x of them at 12 bins per octave).
+        backend: ``'auto'`` (the folded-spectrum path for frozen kernels, conv kernels when
+            trainable), ``'conv'`` or ``'fft'`` (frozen kernels only).
+        dtype: dtype of the kernels (``'float32'`` or ``'float64'``); inputs of the other dtype
+            are computed with the kernels cast to theirs.
+
+    Shape:
+        - Input: ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` or ``(batch, channels, time)``
+        - Output: ``(batch, n_bins, frames)`` (``(batch, channels, n_bins, frames)`` for several
+          channels; a trailing ``2`` for ``'Complex'`` / ``'Phase'``), ``frames = 1 + time //
+          hop_length`` with ``center=True``, ``1 + (time - kernel_width) // hop_length`` without.
+    """
+
+    def __init__(
+        self,
+        sr: float = 22050,
+        hop_length: int = 512,
+        fmin: float = 32.70,
+        fmax: float | None = None,
+        n_bins: int = 84,
+        bins_per_octave: int = 12,
+        filter_scale: float = 1,
+        norm: float | None = 1,
+        window: Any = "hann",
+        center: bool = True,
+        pad_mode: str = "reflect",
+        trainable: bool = False,
+        output_format: str = "Magnitude",
+        verbose: bool = True,
+        *,
+        q_mode: str = "nnaudio",
+        backend: str = "auto",
+        dtype: Any = "float32",
+    ) -> None:
+        super().__init__()
+        sr = check_positive_float("sr", sr)
+        self.hop_length = check_positive_int("hop_length", hop_length)
+        fmin, self.n_bins, self.bins_per_octave = _bins(fmin, fmax, n_bins, bins_per_octave)
+        self.center = bool(center)
+        self.pad_mode = check_choice("pad_mode", pad_mode, PAD_MODES)
+        self.trainable = bool(trainable)
+        self.q_mode = check_choice("q_mode", q_mode, Q_MODES)
+        self.backend = check_choice("backend", backend, BACKENDS)
+        if self.backend == "fft" and self.trainable:
+            raise ValueError("backend='fft' needs frozen kernels; use trainable=False or 'conv'")
+        self._init_format(output_format)
+        kdtype = check_float_dtype("dtype", dtype)
+        freqs = cqt_frequencies(self.n_bins, fmin, self.bins_per_octave)
+        _check_nyquist(freqs, sr)
+        kernels, lengths = cqt_kernels(
+            freqs,
+            sr,
+            filter_scale=filter_scale,
+            bins_per_octave=self.bins_per_octave,
+            norm=norm,
+            window=window,
+            q_mode=self.q_mode,
+        )
+        self.frequencies = freqs
+        self.kernel_width = int(kernels.shape[1])
+        self.register_buffer(
+            "lengths", torch.tensor(np.array(lengths), dtype=kdtype), persistent=False
+        )
+        _kernel_pair(self, "", kernels, self.trainable, kdtype)
+        self._plans = _PlanCache()
+
+    def _frame_width(self) -> int:
+        return self.kernel_width
+
+    def _frame_center(self) -> bool:
+        return self.center
+
+    def _padded(self, x: torch.Tensor) -> torch.Tensor:
+        if self.center:
+            half = self.kernel_width // 2
+            return pad_signal(x, half, half, self.pad_mode)
+        if x.shape[-1] < self.kernel_width:
+            raise ValueError(
+                f"input has {x.shape[-1]} samples but center=False needs at least kernel_width="
+                f"{self.kernel_width}; use center=True"
+            )
+        return x
+
+    @property
+    def uses_fft_path(self) -> bool:
+        """Whether forward takes the folded-spectrum path (frozen kernels, backend not 'conv')."""
+        return self.backend == "fft" or (self.backend == "auto" and not self.trainable)
+
+    def _response(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xp = self._padded(x)
+        real_k: torch.Tensor = self.cqt_kernels_real  # type: ignore[assignment]
+        imag_k: torch.Tensor = self.cqt_kernels_imag  # type: ignore[assignment]
+        if not self.uses_fft_path:
+            return _conv_response(xp, real_k, imag_k, self.hop_length)
+
+        def build() -> Any:
+            k = real_k[:, 0].detach().double().cpu().numpy()
+            k = k + 1j * imag_k[:, 0].detach().double().cpu().numpy()
+            return make_fold_plan(
+                k, xp.shape[-1], self.hop_length, device=xp.device, dtype=xp.dtype
+            )
+
+        plan = self._plans.get((xp.shape[-1], xp.device, xp.dtype), build)
+        return apply_fold_plan(xp, plan)
+
+
+#: nnAudio's alias of :class:`CQT1992v2`
+CQT = CQT1992v2
+
+
+def _two_factors(n: int) -> int:
+    return (n & -n).bit_length() - 1
+
+
+class _Multirate(_ConstantQ):
+    """The multirate transform shared by :class:`CQT2010v2` and :class:`VQT`."""
+
+    def _setup(
+        self,
+        *,
+        sr: Any,
+        hop_length: Any,
+        fmin: Any,
+        fmax: Any,
+        n_bins: Any,
+        filter_scale: Any,
+        bins_per_octave: Any,
+        norm: Any,
+        basis_norm: Any,
+        gamma: Any,
+        window: Any,
+        pad_mode: Any,
+        earlydownsample: Any,
+        trainable: Any,
+        output_format: Any,
+        q_mode: Any,
+        dtype: Any,
+    ) -> None:
+        sr = check_positive_float("sr", sr)
+        self.hop_length = check_positive_int("hop_length", hop_length)
+        fmin, self.n_bins, bpo = _bins(fmin, fmax, n_bins, bins_per_octave)
+        self.bins_per_octave = bpo
+        if not norm:
+            raise ValueError(
+                f"norm={norm!r} is not supported (nnAudio ignores it); pass "
+                "normalization_type='convolutional' to forward for unscaled output"
+            )
+        gamma = check_positive_float("gamma", gamma, allow_zero=True)
+        self.gamma = gamma
+        self.pad_mode = check_choice("pad_mode", pad_mode, PAD_MODES)
+        self.trainable = bool(trainable)
+        self.q_mode = check_choice("q_mode", q_mode, Q_MODES)
+        self._init_format(output_format)
+        kdtype = check_float_dtype("dtype", dtype)
+        freqs = cqt_frequencies(self.n_bins, fmin, bpo)
+        _check_nyquist(freqs, sr)
+        self.frequencies = freqs
+        n_filters = min(bpo, self.n_bins)
+        n_octaves = math.ceil(self.n_bins / bpo)
+        self.n_octaves = n_octaves
+        kw: dict[str, Any] = dict(
+            filter_scale=filter_scale,
+            bins_per_octave=bpo,
+            norm=basis_norm,
+            window=window,
+            gamma=gamma,
+            q_mode=self.q_mode,
+        )
+        lengths = cqt_lengths(
+            freqs,
+            sr,
+            filter_scale=filter_scale,
+            bins_per_octave=bpo,
+            gamma=gamma,
+            q_mode=self.q_mode,
+        )
+        self.register_buffer(
+            "lengths", torch.tensor(np.array(lengths), dtype=kdtype), persistent=False
+        )
+
+        # early downsampling: as far as the top octave's band and the hop allow
+        q = cqt_q(filter_scale, bpo, self.q_mode)
+        cutoff = float(freqs[-1] * (1 + 0.5 * 1.5 / q) + 0.5 * gamma)
+        count = 0
+        if earlydownsample:
+            count = early_downsample_count(sr / 2, cutoff, self.hop_length, n_octaves)
+        self.downsample_factor = 1 << count
+        self._hop_e = self.hop_length >> count
+        sr_e = sr / self.downsample_factor
+        if count:
+            early = lowpass_filter(1.0 / self.downsample_factor, 256, 0.03)
+            self.register_buffer(
+                "early_downsample_filter",
+                torch.tensor(np.array(early), dtype=kdtype).view(1, 1, -1),
+                persistent=False,
+            )
+        low = lowpass_filter(0.5, 256, 0.001)
+        self.register_buffer(
+            "lowpass_filter",
+            torch.tensor(np.array(low), dtype=kdtype).view(1, 1, -1),
+            persistent=False,
+        )
+        # octave i (0 = top) at rate sr_e / 2**level_i, level_i limited by the hop's factors of 2
+        max_level = _two_factors(self._hop_e)
+        top_freqs = freqs[-n_filters:]
+        # (kernel suffix, first kept row, level) per octave, top octave first
+        self._octaves: list[tuple[str, int, int]] = []
+        shared_done = False
+        for i in range(n_octaves):
+            level = min(i, max_level)
+            n_keep = min(n_filters, self.n_bins - i * n_filters)
+            if gamma == 0 and level == i:
+                if not shared_done:
+                    kernels, _ = cqt_kernels(top_freqs, sr_e, **kw)
+                    _kernel_pair(self, "", kernels, self.trainable, kdtype)
+                    shared_done = True
+                self._octaves.append(("", n_filters - n_keep, level))
+                continue
+            hi = self.n_bins - i * n_filters
+            oct_freqs = freqs[hi - n_keep : hi]
+            kernels, _ = cqt_kernels(oct_freqs, sr_e / (1 << level), **kw)
+            _kernel_pair(self, f"_{i}", kernels, self.trainable, kdtype)
+            self._octaves.append((f"_{i}", 0, level))
+        self.kernel_width = int(getattr(self, "cqt_kernels_real" + self._octaves[0][0]).shape[-1])
+        self.n_levels = max(level for _, _, level in self._octaves)
+
+    early_downsample_filter: torch.Tensor
+    lowpass_filter: torch.Tensor
+
+    def _frame_width(self) -> int:
+        return 2 * (self.kernel_width // 2)
+
+    def _downsample(self, x: torch.Tensor, kernel: torch.Tensor, factor: int) -> torch.Tensor:
+        pad = (kernel.shape[-1] - 1) // 2
+        short = kernel.shape[-1] - 2 * pad - x.shape[-1]
+        if short > 0:
+            x = F.pad(x, (0, short))
+        return F.conv1d(x.unsqueeze(1), kernel.to(x.dtype), stride=factor, padding=pad)[:, 0]
+
+    def _response(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n_frames = 1 + x.shape[-1] // self.hop_length
+        if self.downsample_factor > 1:
+            x = self._downsample(x, self.early_downsample_filter, self.downsample_factor)
+        levels = [x]
+        for _ in range(self.n_levels):
+            levels.append(self._downsample(levels[-1], self.lowpass_filter, 2))
+        reals, imags = [], []
+        for suffix, first, level in self._octaves:
+            real_k = getattr(self, "cqt_kernels_real" + suffix)
+            imag_k = getattr(self, "cqt_kernels_imag" + suffix)
+            half = real_k.shape[-1] // 2
+            xp = pad_signal(levels[level], half, half, self.pad_mode)
+            re, im = _conv_response(xp, real_k[first:], imag_k[first:], self._hop_e >> level)
+            reals.append(re[..., :n_frames])
+            imags.append(im[..., :n_frames])
+        return torch.cat(reals[::-1], 1), torch.cat(imags[::-1], 1)
+
+
+class CQT2010v2(_Multirate):
+    """Multirate constant-Q transform (Schörkhuber & Klapuri 2010): one octave of wavelets, the
+    signal low-passed and halved for each octave below; nnAudio 0.3.4's ``CQT2010v2``.
+
+    Args:
+        sr, hop_length, fmin, fmax, n_bins, filter_scale, bins_per_octave, window, pad_mode,
+        trainable, output_format, verbose, q_mode: as :class:`CQT1992v2`.
+        norm: must be true (nnAudio accepts and ignores it); use ``normalization_type`` in
+            :meth:`forward`.
+        basis_norm: norm each wavelet is divided by (1: L1).
+        earlydownsample: halve the input before the top octave as often as the top octave's
+            band and the hop allow (the output keeps its scale).
+        dtype: dtype of the kernels and filters.
+
+    Shape:
+        - Input: ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` or ``(batch, channels, time)``
+        - Output: ``(batch, n_bins, 1 + time // hop_length)`` (``(batch, channels, ...)`` for several
+          channels; a trailing ``2`` for ``'Complex'`` / ``'Phase'``).
+    """
+
+    def __init__(
+        self,
+        sr: float = 22050,
+        hop_length: int = 512,
+        fmin: float = 32.70,
+        fmax: float | None = None,
+        n_bins: int = 84,
+        filter_scale: float = 1,
+        bins_per_octave: int = 12,
+        norm: bool = True,
+        basis_norm: float | None = 1,
+        window: Any = "hann",
+        pad_mode: str = "reflect",
+        earlydownsample: bool = True,
+        trainable: bool = False,
+        output_format: str = "Magnitude",
+        verbose: bool = True,
+        *,
+        q_mode: str = "nnaudio",
+        dtype: Any = "float32",
+    ) -> None:
+        super().__init__()
+        self._setup(
+            sr=sr,
+            hop_length=hop_length,
+            fmin=fmin,
+            fmax=fmax,
+            n_bins=n_bins,
+            filter_scale=filter_scale,
+            bins_per_octave=bins_per_octave,
+            norm=norm,
+            basis_norm=basis_norm,
+            gamma=0.0,
+            window=window,
+            pad_mode=pad_mode,
+            earlydownsample=earlydownsample,
+            trainable=trainable,
+            output_format=output_format,
+            q_mode=q_mode,
+            dtype=dtype,
+        )
+
+
+class VQT(_Multirate):
+    """Variable-Q transform: the multirate transform with wavelet lengths
+    ``Q * sr / (f + gamma / alpha)`` (``gamma=0`` is :class:`CQT2010v2`); nnAudio 0.3.4's ``VQT``.
+
+    Args:
+        gamma: bandwidth offset in Hz (>= 0).
+        others: as :class:`CQT2010v2`; ``trainable`` is honoured (nnAudio ignores it).
+
+    Shape:
+        as :class:`CQT2010v2`.
+    """
+
+    def __init__(
+        self,
+        sr: float = 22050,
+        hop_length: int = 512,
+        fmin: float = 32.70,
+        fmax: float | None = None,
+        n_bins: int = 84,
+        filter_scale: float = 1,
+        bins_per_octave: int = 12,
+        norm: bool = True,
+        basis_norm: float | None = 1,
+        gamma: float = 0,
+        window: Any = "hann",
+        pad_mode: str = "reflect",
+        earlydownsample: bool = True,
+        trainable: bool = False,
+        output_format: str = "Magnitude",
+        verbose: bool = True,
+        *,
+        q_mode: str = "nnaudio",
+        dtype: Any = "float32",
+    ) -> None:
+        super().__init__()
+        self._setup(
+            sr=sr,
+            hop_length=hop_length,
+            fmin=fmin,
+            fmax=fmax,
+            n_bins=n_bins,
+            filter_scale=filter_scale,
+            bins_per_octave=bins_per_octave,
+            norm=norm,
+            basis_norm=basis_norm,
+            gamma=gamma,
+            window=window,
+            pad_mode=pad_mode,
+            earlydownsample=earlydownsample,
+            trainable=trainable,
+            output_format=output_format,
+            q_mode=q_mode,
+            dtype=dtype,
+        )

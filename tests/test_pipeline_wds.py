@@ -225,3 +225,22 @@ def test_handler_contract() -> None:
         AudioHandler()(".x.wav", b"junk")
     with pytest.raises(ValueError, match="on_error"):
         AudioHandler("warn")
+
+
+def test_broken_tar_stream_is_counted_from_the_worker(tmp_path: Path) -> None:
+    urls, _ = _write_shards(tmp_path, n_shards=2)
+    (tmp_path / "shard-01.tar").write_bytes(b"\x00garbage, not a tar file" * 100)
+    loader = wds.WebLoader(
+        audio_pipeline(urls, batch_size=2, policy="skip"),
+        batch_size=None,
+        num_workers=2,
+        multiprocessing_context="fork",
+    )
+    counter = SkipCounter()
+    keys = [k for batch in counter.wrap(loader) for k in batch.keys]
+    assert sorted(keys) == [f"s{i:04d}" for i in range(5)]  # shard 00, whole
+    # worker 1's only shard yields no sample: its skip reaches the main process only through
+    # the empty batch that flush_skips adds after the last batch
+    assert set(counter.counts) == {"stream_error"} and counter.counts["stream_error"] >= 1
+    with pytest.raises(Exception, match="shard-01"):
+        list(audio_pipeline(urls, batch_size=2))

@@ -3,6 +3,7 @@ torchdata.nodes helpers and dataset wrappers.
 
 * :mod:`~nnaudio_data.pipeline.policy` - :class:`FaultPolicy` (``on_error="raise" | "skip"``),
   :class:`Skipped`, :class:`SkipCounter` (sums ``batch.skipped`` in the main process),
+  :func:`flush_skips` (a last webdataset stage that delivers skips recorded after the last batch),
   :class:`SampleError` (a ``ValueError`` with ``key`` and ``reason``).
 * :mod:`~nnaudio_data.pipeline.collate` - :class:`WaveCollate` (samples -> padded ``WaveBatch``
   with lengths), :class:`SpecCollate` (the same, then a CPU transform in the worker ->
@@ -30,7 +31,13 @@ from nnaudio_data.pipeline.collate import (
 from nnaudio_data.pipeline.datasets import AudioDataset, AudioIterableDataset, worker_info
 from nnaudio_data.pipeline.device import DeviceStage
 from nnaudio_data.pipeline.nodes import LoadBatch, SplitSampler, audio_nodes
-from nnaudio_data.pipeline.policy import FaultPolicy, SampleError, SkipCounter, Skipped
+from nnaudio_data.pipeline.policy import (
+    FaultPolicy,
+    SampleError,
+    SkipCounter,
+    Skipped,
+    flush_skips,
+)
 from nnaudio_data.pipeline.wds import AudioHandler, audio_pipeline, split_shards
 
 __all__ = [
@@ -51,6 +58,7 @@ __all__ = [
     "audio_nodes",
     "audio_pipeline",
     "check_on_cpu",
+    "flush_skips",
     "split_shards",
     "worker_info",
 ]

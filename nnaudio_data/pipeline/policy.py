@@ -17,7 +17,9 @@ Interface:
 Errors raised by code outside the project's stages (e.g. a broken tar stream inside WebDataset)
 reach the policy through ``policy(exception)``, webdataset's handler signature: with ``"skip"`` it
 logs, records the count in the current process, and returns ``True`` (continue); the next batch
-collated in that process carries the count (see :func:`take_pending`).
+collated in that process carries the count (see :func:`take_pending`), or, after the last batch,
+the empty batch that :func:`flush_skips` adds. Such an error is counted once per event (e.g. a
+tar stream that breaks off counts 1, whatever number of samples it still held).
 
 Reasons (:data:`nnaudio_data.io.REASONS`): ``decode_error``, ``empty``, ``non_finite``,
 ``sample_rate``, ``channels``, ``too_short``; ``stream_error`` for other exceptions that reach
@@ -33,7 +35,10 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
+import torch
+
 from nnaudio_data._checks import check_choice
+from nnaudio_data.batch import WaveBatch
 from nnaudio_data.io import SampleError
 
 __all__ = [
@@ -42,6 +47,7 @@ __all__ = [
     "SkipCounter",
     "Skipped",
     "add_counts",
+    "flush_skips",
     "log_skip",
     "take_pending",
 ]
@@ -144,6 +150,25 @@ def take_pending() -> dict[str, int]:
     counts = dict(pending)
     pending.clear()
     return counts
+
+
+def flush_skips(batches: Iterable[B]) -> Iterator[Any]:
+    """A stage after batching: pass the batches on, then, if ``policy(exception)`` recorded skips
+    in this process after the last batch was collated, one empty ``WaveBatch`` carrying them.
+
+    Use it as the last stage of a webdataset pipeline (``.compose(flush_skips)``;
+    :func:`~nnaudio_data.pipeline.wds.audio_pipeline` adds it), so that a stream error near the
+    end of a worker's shards is still counted in the main process.
+    """
+    yield from batches
+    pending = take_pending()
+    if pending:
+        yield WaveBatch(
+            audio=torch.zeros(0, 0),
+            lengths=torch.zeros(0, dtype=torch.long),
+            sample_rate=0,
+            skipped=pending,
+        )
 
 
 class SkipCounter:

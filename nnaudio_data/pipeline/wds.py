@@ -18,8 +18,10 @@ Interface:
 * The ``.map`` / ``.compose`` stage: :class:`~nnaudio_data.pipeline.collate.BatchTransform`.
 * :func:`split_shards` - split a shard list by rank and by worker with a clear ``ValueError``
   (never a hang, never a silently idle worker) when there are fewer shards than ranks x workers.
-* :func:`audio_pipeline` - shards -> split -> tar samples -> decode -> batches (-> transform): a
-  ``webdataset.DataPipeline`` for ``webdataset.WebLoader(pipeline, batch_size=None, ...)``.
+* :func:`audio_pipeline` - shards -> split -> tar samples -> decode -> batches (-> transform) ->
+  :func:`~nnaudio_data.pipeline.policy.flush_skips`: a ``webdataset.DataPipeline`` for
+  ``webdataset.WebLoader(pipeline, batch_size=None, ...)``. The fault policy handles undecodable
+  audio and broken tar streams alike (``stream_error``).
 
 webdataset's own ``split_by_node`` / ``split_by_worker`` work with these stages as well
 (``wds.WebDataset(urls, nodesplitter=wds.split_by_node)``; its default ``single_node_only``
@@ -39,7 +41,7 @@ from nnaudio_data._checks import check_float_dtype, check_non_negative_int, chec
 from nnaudio_data.io import AUDIO_EXTENSIONS, PICKLE_EXTENSIONS, SampleError, decode, extension
 from nnaudio_data.pipeline.collate import SpecCollate, WaveCollate
 from nnaudio_data.pipeline.datasets import worker_info
-from nnaudio_data.pipeline.policy import FaultPolicy, Skipped
+from nnaudio_data.pipeline.policy import FaultPolicy, Skipped, flush_skips
 
 __all__ = ["AudioHandler", "audio_pipeline", "split_shards"]
 
@@ -154,4 +156,5 @@ def audio_pipeline(
         stages.append(wds.shuffle(shuffle, seed=seed))
     stages.append(wds.decode(AudioHandler(fault), handler=fault))
     stages.append(wds.batched(batch_size, collation_fn=collate, partial=partial))
+    stages.append(flush_skips)
     return wds.DataPipeline(*stages)

@@ -1,0 +1,55 @@
+"""The public API: nnAudio users switch by changing one import, and every export is real."""
+
+from __future__ import annotations
+
+import inspect
+
+import nnAudio.features
+import pytest
+
+import nnaudio_data
+import nnaudio_data.features
+import nnaudio_data.kernels
+import nnaudio_data.ops
+import nnaudio_data.pipeline
+
+
+@pytest.mark.parametrize("name", nnaudio_data.features.__all__)
+def test_nnaudio_signature_is_kept(name: str) -> None:
+    """Each class nnAudio 0.3.4 also has accepts every nnAudio parameter with the same default."""
+    ours = getattr(nnaudio_data.features, name)
+    if not hasattr(nnAudio.features, name):
+        pytest.fail(f"{name} is not an nnAudio 0.3.4 name; list it in test_extra_names")
+    theirs = inspect.signature(getattr(nnAudio.features, name).__init__).parameters
+    mine = inspect.signature(ours.__init__).parameters
+    for param, spec in theirs.items():
+        if param == "self" or spec.kind is inspect.Parameter.VAR_KEYWORD:
+            continue
+        assert param in mine, f"{name} lacks nnAudio's parameter {param!r}"
+        assert mine[param].default == spec.default, (
+            f"{name}({param}=...) default {mine[param].default!r} != nnAudio's {spec.default!r}"
+        )
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        nnaudio_data,
+        nnaudio_data.features,
+        nnaudio_data.kernels,
+        nnaudio_data.ops,
+        nnaudio_data.pipeline,
+    ],
+)
+def test_all_names_exist(module: object) -> None:
+    names = module.__all__  # type: ignore[attr-defined]
+    assert names, f"{module} exports nothing"
+    missing = [n for n in names if not hasattr(module, n)]
+    assert not missing, f"{module} lists missing names {missing}"
+    assert len(set(names)) == len(names)
+
+
+def test_version_is_single_sourced() -> None:
+    from importlib.metadata import version
+
+    assert nnaudio_data.__version__ == version("nnaudio-data")

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from nnaudio_data._shapes import frame_lengths
 from nnaudio_data.batch import SpecBatch, WaveBatch
+from nnaudio_data.features.stft import STFT
 from nnaudio_data.io import DecodeError, SampleError
 from nnaudio_data.pipeline import FaultPolicy, SkipCounter, Skipped, SpecCollate, WaveCollate
 from nnaudio_data.pipeline.policy import take_pending
@@ -249,12 +250,18 @@ class _Files(torch.utils.data.Dataset):
         return self.paths[i]
 
 
-def test_workers_spec_collate_matches_per_item(tmp_path: Path) -> None:
+@pytest.mark.parametrize("front_end", ["torch.stft", "features.STFT"])
+def test_workers_spec_collate_matches_per_item(tmp_path: Path, front_end: str) -> None:
     paths = [str(p) for p in make_files(tmp_path, 8)]
     bad = tmp_path / "bad.flac"
     bad.write_bytes(b"fLaC" + bytes(range(256)))
     paths.insert(3, str(bad))
-    stft = TorchStft()
+    n_fft, hop = 256, 64
+    stft: nn.Module = (
+        TorchStft(n_fft, hop)
+        if front_end == "torch.stft"
+        else STFT(n_fft=n_fft, hop_length=hop, output_format="Magnitude", sr=SR)
+    )
     loader = DataLoader(
         _Files(paths),
         batch_size=3,
@@ -268,11 +275,12 @@ def test_workers_spec_collate_matches_per_item(tmp_path: Path) -> None:
         assert isinstance(batch, SpecBatch)
         for spec, key, frames in zip(batch.spec, batch.keys, batch.lengths.tolist()):
             audio, _ = sf.read(key, dtype="float32")
-            ref = stft(torch.from_numpy(audio))
+            ref = stft(torch.from_numpy(audio)[None])[0]  # the item alone, unpadded
             assert frames == ref.shape[-1]  # frame length = per-item frame count
-            k = interior_frames(len(audio), stft.n_fft, stft.hop)
+            k = interior_frames(len(audio), n_fft, hop)
             assert k > 0
-            # same float32 FFT of the same samples: equal up to rounding of summation order
+            # the same float32 transform of the same samples, batched or alone: equal up to
+            # rounding (summation order may differ with the batch size)
             torch.testing.assert_close(spec[:, :k], ref[:, :k], rtol=1e-5, atol=1e-5)
             seen.append(key)
     assert sorted(seen) == sorted(p for p in paths if p != str(bad))

@@ -1,0 +1,254 @@
+"""``MelSpectrogram`` and ``MFCC`` with nnAudio 0.3.4's names, arguments, defaults and outputs.
+
+A mel spectrogram is ``mel_basis @ |STFT(x)| ** power`` (:class:`~nnaudio_data.features.stft.STFT`
+held as ``self.stft``, the filterbank of :func:`nnaudio_data.kernels.mel.mel_filterbank` as
+``self.mel_basis``); MFCCs are the type-II DCT of its power in dB. ``norm=1`` is nnAudio's area
+normalisation (librosa 0.11's ``norm='slaney'``); see :mod:`nnaudio_data.kernels.mel` for the
+others. A frozen STFT part takes the FFT path (``backend``), a trainable one the conv kernels.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from nnaudio_data._checks import (
+    check_choice,
+    check_float_dtype,
+    check_positive_float,
+    check_positive_int,
+    check_range,
+)
+from nnaudio_data._shapes import flatten_waveform, frame_count, frame_lengths, unflatten
+from nnaudio_data._transform import Transform
+from nnaudio_data.features._common import check_bool, compute_dtype, register_kernel
+from nnaudio_data.features.stft import STFT
+from nnaudio_data.kernels.dct import dct_matrix
+from nnaudio_data.kernels.mel import mel_filterbank
+from nnaudio_data.kernels.windows import WindowSpec
+
+__all__ = ["MFCC", "MelSpectrogram"]
+
+#: keyword arguments MelSpectrogram passes on to its STFT (as nnAudio's ``**kwargs``)
+_STFT_KWARGS = frozenset({"iSTFT"})
+
+
+class MelSpectrogram(Transform):
+    """Mel spectrogram by Fourier kernels and a mel filterbank (nnAudio 0.3.4's
+    ``MelSpectrogram``).
+
+    Parameters
+    ----------
+    sr : float > 0
+        Sampling rate. Default 22050.
+    n_fft, win_length, hop_length, window, center, pad_mode
+        As :class:`~nnaudio_data.features.stft.STFT` (``hop_length`` defaults to 512 here).
+    n_mels : int > 0
+        Mel bands. Default 128.
+    power : float > 0
+        Exponent of the magnitude (2: power, 1: magnitude).
+    htk : bool
+        HTK's mel scale instead of Slaney's.
+    fmin : float >= 0
+        Lowest frequency (Hz).
+    fmax : float > fmin or None
+        Highest frequency (Hz); ``None``: ``sr / 2``.
+    norm : None, 1, 'slaney', np.inf or a number > 0
+        Filter normalisation; ``1`` (default) is nnAudio's area normalisation == librosa's
+        ``'slaney'``.
+    trainable_mel : bool
+        ``mel_basis`` as an ``nn.Parameter``.
+    trainable_STFT : bool
+        The STFT kernels as parameters (``stft.wcos`` / ``stft.wsin``).
+    verbose : bool
+        Accepted for compatibility; nothing is printed.
+    dtype : torch.dtype or str
+        Kernel dtype.
+    backend : {'auto', 'fft', 'conv'}
+        STFT path, as :class:`~nnaudio_data.features.stft.STFT`.
+    **kwargs
+        ``iSTFT`` is passed to the STFT, as nnAudio does; anything else is a ``ValueError``.
+
+    Shape
+    -----
+    - Input: ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` or ``(batch, channels, time)``.
+    - Output: ``(batch, n_mels, frames)`` (``(batch, channels, n_mels, frames)``), ``frames``
+      as :meth:`num_frames`.
+    """
+
+    time_dim = -1
+    mel_basis: torch.Tensor
+
+    def __init__(
+        self,
+        sr: float = 22050,
+        n_fft: int = 2048,
+        win_length: int | None = None,
+        n_mels: int = 128,
+        hop_length: int = 512,
+        window: WindowSpec = "hann",
+        center: bool = True,
+        pad_mode: str = "reflect",
+        power: float = 2.0,
+        htk: bool = False,
+        fmin: float = 0.0,
+        fmax: float | None = None,
+        norm: Any = 1,
+        trainable_mel: bool = False,
+        trainable_STFT: bool = False,
+        verbose: bool = True,
+        *,
+        dtype: torch.dtype | str = torch.float32,
+        backend: str = "auto",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        unknown = sorted(set(kwargs) - _STFT_KWARGS)
+        if unknown:
+            raise ValueError(
+                f"unexpected keyword argument(s) {unknown} for MelSpectrogram; "
+                f"extra keywords accepted for the STFT: {sorted(_STFT_KWARGS)}"
+            )
+        self.power = check_positive_float("power", power)
+        self.trainable_mel = check_bool("trainable_mel", trainable_mel)
+        self.trainable_STFT = check_bool("trainable_STFT", trainable_STFT)
+        kernel_dtype = check_float_dtype("dtype", dtype)
+        self.stft = STFT(
+            n_fft=n_fft,
+            win_length=win_length,
+            freq_bins=None,
+            hop_length=hop_length,
+            window=window,
+            freq_scale="no",
+            center=center,
+            pad_mode=pad_mode,
+            sr=sr,
+            trainable=trainable_STFT,
+            output_format="Magnitude",
+            verbose=verbose,
+            dtype=kernel_dtype,
+            backend=backend,
+            **kwargs,
+        )
+        self.sr = self.stft.sr
+        self.n_fft, self.hop_length = self.stft.n_fft, self.stft.hop_length
+        self.stride, self.center, self.pad_mode = (
+            self.hop_length,
+            self.stft.center,
+            self.stft.pad_mode,
+        )
+        self.n_mels = check_positive_int("n_mels", n_mels)
+        self.fmin, self.fmax, self.htk, self.norm = fmin, fmax, htk, norm
+        basis = mel_filterbank(self.sr, self.n_fft, self.n_mels, fmin, fmax, htk, norm)
+        register_kernel(
+            self, "mel_basis", torch.tensor(basis, dtype=kernel_dtype), self.trainable_mel
+        )
+
+    def num_frames(self, n_samples: int) -> int:
+        """Frames for a signal of ``n_samples`` samples."""
+        return frame_count(n_samples, self.n_fft, self.hop_length, self.center)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Valid frames for valid sample ``lengths``."""
+        return frame_lengths(lengths, self.n_fft, self.hop_length, self.center)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Mel spectrogram of ``x`` (see the class docstring for shapes)."""
+        rows, lead = flatten_waveform(x)
+        dtype = compute_dtype(rows, self.mel_basis)
+        spec = self.stft._power(rows.to(dtype), self.power)
+        mel = torch.matmul(self.mel_basis.to(dtype), spec)
+        return unflatten(mel, lead)
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_mels={self.n_mels}, power={self.power}, htk={self.htk}, norm={self.norm!r}, "
+            f"trainable_mel={self.trainable_mel}, trainable_STFT={self.trainable_STFT}"
+        )
+
+
+class MFCC(Transform):
+    """Mel-frequency cepstral coefficients (nnAudio 0.3.4's ``MFCC``): the type-II DCT of the
+    mel power spectrogram in dB, ``10 log10(max(S, amin) / max(amin, |ref|))`` floored at
+    ``top_db`` below each item's maximum (librosa's ``power_to_db`` applied per item).
+
+    Parameters
+    ----------
+    sr : float > 0
+    n_mfcc : int in [1, n_mels]
+        Coefficients kept. Default 20.
+    norm : {'ortho', None}
+        DCT normalisation (nnAudio always uses ``'ortho'``; ``None`` is scipy's unnormalised DCT).
+    verbose : bool
+        Accepted for compatibility; nothing is printed.
+    ref : float
+        Reference power (its absolute value is used). Default 1.0.
+    amin : float > 0
+        Floor of the power. Default 1e-10.
+    top_db : float >= 0 or None
+        Dynamic range kept below each item's maximum; ``None``: no floor.
+    **kwargs
+        :class:`MelSpectrogram` arguments (``n_mels``, ``n_fft``, ``hop_length``, ``dtype``, ...).
+
+    Shape
+    -----
+    - Input: as :class:`MelSpectrogram`.
+    - Output: ``(batch, n_mfcc, frames)`` (``(batch, channels, n_mfcc, frames)``).
+    """
+
+    time_dim = -1
+    dct_basis: torch.Tensor
+
+    def __init__(
+        self,
+        sr: float = 22050,
+        n_mfcc: int = 20,
+        norm: str | None = "ortho",
+        verbose: bool = True,
+        ref: float = 1.0,
+        amin: float = 1e-10,
+        top_db: float | None = 80.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self.melspec_layer = MelSpectrogram(sr=sr, verbose=verbose, **kwargs)
+        self.n_mfcc = check_positive_int("n_mfcc", n_mfcc)
+        self.norm = check_choice("norm", norm, ("ortho", None))
+        self.amin = check_positive_float("amin", amin)
+        self.ref = abs(check_range("ref", ref))
+        self.top_db = (
+            None if top_db is None else check_positive_float("top_db", top_db, allow_zero=True)
+        )
+        basis = dct_matrix(self.n_mfcc, self.melspec_layer.n_mels, norm)
+        self.register_buffer(
+            "dct_basis",
+            torch.tensor(basis, dtype=self.melspec_layer.mel_basis.dtype),
+            persistent=False,
+        )
+
+    def num_frames(self, n_samples: int) -> int:
+        """Frames for a signal of ``n_samples`` samples."""
+        return self.melspec_layer.num_frames(n_samples)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Valid frames for valid sample ``lengths``."""
+        return self.melspec_layer.output_lengths(lengths)
+
+    def _power_to_db(self, S: torch.Tensor) -> torch.Tensor:
+        """librosa's ``power_to_db`` with the ``top_db`` floor taken per item of the batch."""
+        log_spec = 10.0 * torch.log10(S.clamp_min(self.amin))
+        log_spec = log_spec - 10.0 * math.log10(max(self.amin, self.ref))
+        if self.top_db is not None:
+            peak = log_spec.flatten(1).amax(1).reshape(-1, *([1] * (log_spec.ndim - 1)))
+            log_spec = torch.maximum(log_spec, peak - self.top_db)
+        return log_spec
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """MFCCs of ``x`` (see the class docstring for shapes)."""
+        mel = self.melspec_layer(x)
+        return torch.matmul(self.dct_basis.to(mel.dtype), self._power_to_db(mel))
+
+    def extra_repr(self) -> str:
+        return f"n_mfcc={self.n_mfcc}, norm={self.norm!r}, top_db={self.top_db}"

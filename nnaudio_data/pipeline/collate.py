@@ -189,7 +189,7 @@ class WaveCollate:
             raise ValueError("resample=True needs a target sample_rate, got sample_rate=None")
         self.resample = bool(resample)
         self.mono = bool(mono)
-        self.policy = policy if isinstance(policy, FaultPolicy) else FaultPolicy(policy or "raise")
+        self.policy = FaultPolicy.of(policy)
         self.check_finite = bool(check_finite)
         self.min_length = check_positive_int("min_length", min_length)
         self.audio_key = audio_key

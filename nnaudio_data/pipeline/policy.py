@@ -78,6 +78,11 @@ class FaultPolicy:
     def __init__(self, on_error: str = "raise") -> None:
         self.on_error = check_choice("on_error", on_error, ("raise", "skip"))
 
+    @classmethod
+    def of(cls, policy: FaultPolicy | str | None) -> FaultPolicy:
+        """``policy`` itself, or the policy named ``"raise"`` / ``"skip"`` (``None``: raise)."""
+        return policy if isinstance(policy, FaultPolicy) else cls(policy or "raise")
+
     @property
     def skips(self) -> bool:
         return self.on_error == "skip"

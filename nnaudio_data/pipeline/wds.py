@@ -69,7 +69,7 @@ class AudioHandler:
         dtype: torch.dtype | str = "float32",
         extensions: Iterable[str] = AUDIO_EXTENSIONS,
     ) -> None:
-        self.policy = policy if isinstance(policy, FaultPolicy) else FaultPolicy(policy or "raise")
+        self.policy = FaultPolicy.of(policy)
         self.dtype = check_float_dtype("dtype", dtype)
         self.extensions = frozenset(e.lower().lstrip(".") for e in extensions)
 
@@ -144,7 +144,7 @@ def audio_pipeline(
 
     batch_size = check_positive_int("batch_size", batch_size)
     shuffle = check_non_negative_int("shuffle", shuffle)
-    fault = policy if isinstance(policy, FaultPolicy) else FaultPolicy(policy or "raise")
+    fault = FaultPolicy.of(policy)
     collate: WaveCollate = (
         WaveCollate(policy=fault, **collate_kwargs)
         if transform is None

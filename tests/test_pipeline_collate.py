@@ -1,6 +1,6 @@
 """WaveCollate / SpecCollate and the fault policy, in the main process and in real workers.
 
-``TorchStft``, ``make_files`` and ``interior_frames`` are shared with the other
+``TorchStft``, ``make_files`` and ``check_against_items`` are shared with the other
 ``test_pipeline_*`` files (imported from here)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -243,6 +244,32 @@ def interior_frames(length: int, n_fft: int, hop: int) -> int:
     return max(0, (length - n_fft // 2) // hop + 1)
 
 
+def read_file(key: str) -> np.ndarray:
+    """The item behind a file key, read by soundfile directly (float32, mono)."""
+    return sf.read(key, dtype="float32")[0]
+
+
+def check_against_items(
+    batch: SpecBatch,
+    transform: nn.Module,
+    audio_of: Callable[[str], np.ndarray] = read_file,
+    n_fft: int = 256,
+    hop: int = 64,
+) -> list[str]:
+    """Every item of ``batch``: its frame length is the frame count of the item transformed
+    alone, and its interior frames equal that item's. Returns the keys."""
+    for spec, key, frames in zip(batch.spec, batch.keys, batch.lengths.tolist()):
+        audio = torch.from_numpy(audio_of(key)).to(spec.device)
+        ref = transform(audio[None])[0]  # the item alone, unpadded
+        assert frames == ref.shape[-1]  # frame length = per-item frame count
+        k = interior_frames(audio.shape[-1], n_fft, hop)
+        assert k > 0
+        # the same float32 transform of the same samples, batched or alone: equal up to
+        # rounding (summation order may differ with the batch size)
+        torch.testing.assert_close(spec[:, :k], ref[:, :k], rtol=1e-5, atol=1e-5)
+    return list(batch.keys)
+
+
 class _Files(torch.utils.data.Dataset):
     def __init__(self, paths: list[str]) -> None:
         self.paths = paths
@@ -277,15 +304,6 @@ def test_workers_spec_collate_matches_per_item(tmp_path: Path, front_end: str) -
     seen = []
     for batch in counter.wrap(loader):
         assert isinstance(batch, SpecBatch)
-        for spec, key, frames in zip(batch.spec, batch.keys, batch.lengths.tolist()):
-            audio, _ = sf.read(key, dtype="float32")
-            ref = stft(torch.from_numpy(audio)[None])[0]  # the item alone, unpadded
-            assert frames == ref.shape[-1]  # frame length = per-item frame count
-            k = interior_frames(len(audio), n_fft, hop)
-            assert k > 0
-            # the same float32 transform of the same samples, batched or alone: equal up to
-            # rounding (summation order may differ with the batch size)
-            torch.testing.assert_close(spec[:, :k], ref[:, :k], rtol=1e-5, atol=1e-5)
-            seen.append(key)
+        seen += check_against_items(batch, stft, n_fft=n_fft, hop=hop)
     assert sorted(seen) == sorted(p for p in paths if p != str(bad))
     assert counter.counts == {"decode_error": 1} and counter.samples == 8

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 import webdataset as wds
-from test_pipeline_collate import TorchStft, interior_frames
+from test_pipeline_collate import TorchStft, check_against_items
 
 from nnaudio_data.batch import SpecBatch, WaveBatch
 from nnaudio_data.io import DecodeError
@@ -62,15 +62,6 @@ def _write_shards(tmp_path: Path, n_shards: int = 4, per_shard: int = 5) -> tupl
     return str(tmp_path / f"shard-{{00..{n_shards - 1:02d}}}.tar"), clips
 
 
-def _check_spec_batch(batch: SpecBatch, clips: dict, stft: TorchStft) -> None:
-    for spec, key, frames in zip(batch.spec, batch.keys, batch.lengths.tolist()):
-        ref = stft(torch.from_numpy(clips[key]))
-        assert frames == ref.shape[-1]  # frame length = per-item frame count
-        k = interior_frames(len(clips[key]), stft.n_fft, stft.hop)
-        # the same float32 samples, batched or one by one: the FFTs differ by rounding only
-        torch.testing.assert_close(spec[:, :k], ref[:, :k], rtol=1e-5, atol=1e-5)
-
-
 def test_webdataset_fluent_pipeline_with_webloader(tmp_path: Path) -> None:
     urls, clips = _write_shards(tmp_path)
     stft = TorchStft()
@@ -87,7 +78,7 @@ def test_webdataset_fluent_pipeline_with_webloader(tmp_path: Path) -> None:
         assert isinstance(batch, SpecBatch)
         assert batch.labels is not None
         assert torch.as_tensor(batch.labels).tolist() == [int(k[1:]) % 4 for k in batch.keys]
-        _check_spec_batch(batch, clips, stft)
+        check_against_items(batch, stft, clips.__getitem__)
         keys += batch.keys
     assert sorted(keys) == sorted(clips) and len(keys) == len(set(keys))
     assert counter.counts == {"decode_error": 1}
@@ -101,7 +92,7 @@ def test_audio_pipeline_raise_and_skip(tmp_path: Path) -> None:
     counter = SkipCounter()
     keys = []
     for batch in counter.wrap(loader):
-        _check_spec_batch(batch, clips, stft)
+        check_against_items(batch, stft, clips.__getitem__)
         keys += batch.keys
     assert sorted(keys) == sorted(clips) and counter.counts == {"decode_error": 1}
     strict = audio_pipeline(urls, batch_size=4)

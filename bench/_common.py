@@ -2,9 +2,9 @@
 
 How a fair side-by-side timing is taken on a small shared machine (see ``../shared/PERF_NOTES.md``):
 
-- :func:`set_threads` pins torch (and, through the environment, OpenBLAS / MKL / OpenMP used by
-  numpy and librosa) to the same thread count. Call it *before* importing numpy-heavy libraries
-  for the environment variables to take effect; ``torch.set_num_threads`` applies at once.
+- :func:`set_threads` pins torch, and OpenBLAS / MKL / OpenMP as used by numpy and librosa (through
+  ``threadpoolctl`` for libraries already loaded, and the environment for those loaded later), to
+  the same thread count.
 - :func:`time_cases` runs every case once per round, round after round (interleaved), so a drift
   of the machine hits all cases alike; it sleeps ``pause`` seconds before every call so that
   OpenBLAS threads left spinning by a numpy call do not slow the next torch call (2.3x measured).
@@ -50,12 +50,19 @@ __all__ = [
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
+_LIMITS: list[object] = []  # keeps the threadpoolctl limiter alive for the process
+
+
 def set_threads(n: int = 2) -> None:
-    """Use ``n`` threads in torch, and ask OpenBLAS / MKL / OpenMP for ``n`` through the
-    environment (only effective for libraries not yet loaded)."""
+    """Use ``n`` threads in torch and in the BLAS / OpenMP pools numpy and librosa use."""
     for var in _THREAD_VARS:
         os.environ[var] = str(n)
     torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with librosa's scikit-learn
+        return
+    _LIMITS.append(threadpool_limits(limits=n))
 
 
 @dataclass(frozen=True)

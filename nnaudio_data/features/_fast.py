@@ -4,9 +4,9 @@ A frozen ``STFT`` / ``MelSpectrogram`` computes the same numbers as its conv ker
 FFT per windowed frame. These functions are pure (no module state) and differentiable with respect
 to the input; they run on any device and under ``torch.compile``.
 
-Speed (CPU, no gradient, eager): the frames are processed in blocks of about
-``_BLOCK_ELEMENTS`` samples, each block windowed, transformed and reduced to magnitude / power
-while it is still in the core's L2 cache, and written into one preallocated output. This avoids
+Speed (CPU, no gradient, eager): the frames are processed in a few blocks of 4 to 16 MiB, each
+block windowed, transformed and reduced to magnitude / power while it is still in cache, and
+written into one preallocated output. This avoids
 the large fresh temporaries of a whole-batch ``torch.stft`` (glibc hands blocks over 32 MiB back to
 the OS, so every call page-faults them in again) and the slow complex ``abs``: ``sqrt(re^2 + im^2)``
 on the real view, and no ``sqrt`` at all for a power spectrogram. Where a gradient is needed, on
@@ -23,10 +23,16 @@ from nnaudio_data.features._common import center_pad
 
 __all__ = ["stft_fft", "stft_fft_power"]
 
-# Samples of windowed frames per block: 2**19 float32 = 2 MiB (256 frames at n_fft 2048); the
-# block and its half-size complex spectrum stay in cache. Measured on a 2-core AVX-512 VM, 16 x 4 s
-# at 22.05 kHz: blocks of 64 to 256 frames all ran in 0.28-0.40x the whole-batch time.
-_BLOCK_ELEMENTS = 2**19
+# Samples of windowed frames per block: the batch in about _BLOCKS blocks, each of 2**20 to 2**22
+# float32 samples (4 to 16 MiB, split between the threads). Measured on a 2-core AVX-512 VM,
+# 16 x 4 s, n_fft 2048, 1 thread, CPU time: blocks of 64 to 512 frames took 15-17 ms at 22.05 kHz and
+# 30-33 ms at 44.1 kHz, the whole batch at once 21-25 / 70 ms, torch.stft(...).abs() 57 / 121 ms.
+# With 2 threads blocks of 512 frames and 4 blocks per batch gave the same best times, but each
+# block is a few multi-threaded ops, and on a loaded machine each parallel region waits for a
+# descheduled thread: 4 blocks had half the median time of 512-frame blocks under load.
+_BLOCKS = 4
+_MIN_BLOCK_ELEMENTS = 2**20
+_MAX_BLOCK_ELEMENTS = 2**22
 
 
 def _frames(
@@ -50,11 +56,13 @@ def _blocked(x: torch.Tensor, window: torch.Tensor) -> bool:
 
 
 def _blocks(rows: int, frames: int, n_fft: int) -> Iterator[tuple[slice, slice]]:
-    """``(row slice, frame slice)`` pairs covering ``rows x frames`` in blocks of about
-    ``_BLOCK_ELEMENTS`` samples: several whole rows when rows are short, otherwise frame ranges of
-    one row. Either way an output block ``out[rs, fs]`` of a contiguous ``(rows, frames, F)`` is
+    """``(row slice, frame slice)`` pairs covering ``rows x frames`` in about ``_BLOCKS`` blocks
+    (see the sizes above): several whole rows when rows are short, otherwise frame ranges of one
+    row. Either way an output block ``out[rs, fs]`` of a contiguous ``(rows, frames, F)`` is
     contiguous."""
-    per_block = max(1, _BLOCK_ELEMENTS // n_fft)
+    elements = rows * frames * n_fft // _BLOCKS
+    elements = min(max(elements, _MIN_BLOCK_ELEMENTS), _MAX_BLOCK_ELEMENTS)
+    per_block = max(1, elements // n_fft)
     if frames <= per_block:
         step = max(1, per_block // frames)
         for i in range(0, rows, step):

@@ -14,14 +14,13 @@ every ``hop`` samples. With ``N = M * hop`` at least the padded length, the corr
 in the frequency domain, summing the ``hop`` length-``M`` pieces of that product ("folding") and
 taking one inverse FFT of length ``M``. ``K_k`` is a band-pass around the bin's frequency: only
 the coefficients that hold all but ``tol**2`` of its energy are kept, so the work per bin is its
-bandwidth, not the kernel width. Short (high) wavelets have wide spectra but few taps, so they are
-applied in the time domain as one matrix product with strided frames; the split minimises a cost
-model. Both paths are exact up to the truncation ``tol`` (1e-5 relative amplitude by default).
+bandwidth, not the kernel width. Short (high) wavelets have wide spectra but few taps, so groups
+of them (lengths within a factor of two) are applied in the time domain, each as one matrix product
+with strided frames of the group's width; a cost model picks the path per group. Both paths are exact up to the truncation ``tol`` (1e-5 relative amplitude by default).
 """
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -40,6 +39,7 @@ __all__ = [
     "NORMALIZATION_TYPES",
     "OUTPUT_FORMATS",
     "FoldPlan",
+    "TimeGroup",
     "apply_fold_plan",
     "format_output",
     "make_fold_plan",
@@ -121,24 +121,47 @@ def _smooth(n: int) -> int:
 
 
 @dataclass
+class TimeGroup:
+    """Bins applied in the time domain: one matrix product with strided frames."""
+
+    start: int  # first kernel column
+    width: int  # frame width
+    kernel: torch.Tensor  # (width, 2 * n): [real | imag] responses
+
+
+@dataclass
 class FoldPlan:
     """Everything the folded-spectrum path needs for one padded length, device and dtype."""
 
     n_frames: int
     n_cols: int
     hop: int
-    order: torch.Tensor  # output position of [short bins..., long bins...]
-    short_start: int
-    short_width: int
-    short_kernel: torch.Tensor | None  # (width, 2 * n_short): [real | imag] responses
+    order: torch.Tensor  # output position of [time-group bins..., folded bins...]
+    groups: list[TimeGroup]
     gather: torch.Tensor | None  # (n_seg * n_cols,) rfft indices
     conj_sign: torch.Tensor | None  # (n_seg * n_cols,) +1 / -1 or None
     weights: torch.Tensor | None  # (n_seg, n_cols) complex
-    segments: torch.Tensor | None  # (n_long, n_seg) 0/1
+    segments: torch.Tensor | None  # (n_fold, n_seg) 0/1
 
 
-#: relative cost of one gathered complex coefficient against one real multiply-add in a matmul
-_FOLD_COST = 40.0
+#: cost model, in units of one real multiply-add of a matrix product: one gathered, multiplied
+#: and folded complex coefficient, and one frame sample copied out of the strided view
+_FOLD_COST = 24.0
+_COPY_COST = 4.0
+
+
+def _support(kernel: np.ndarray, n: int, tol: float) -> tuple[np.ndarray, int, int]:
+    """Length-``n`` spectrum of ``kernel``, its peak, and the half-width around the peak that
+    holds all but ``tol ** 2`` of its energy."""
+    spec = np.fft.fft(kernel, n)
+    energy = np.abs(spec) ** 2
+    peak = int(energy.argmax())
+    cs = np.concatenate(([0.0], np.cumsum(np.roll(energy, n // 2 - peak))))
+    c = n // 2
+    d = np.arange(0, n // 2)
+    inside = cs[np.minimum(c + d + 1, n)] - cs[np.maximum(c - d, 0)]
+    reach = int(np.searchsorted(inside, cs[-1] * (1 - tol**2)))
+    return spec, peak, min(reach, n // 2 - 1)
 
 
 def make_fold_plan(
@@ -151,56 +174,53 @@ def make_fold_plan(
     tol: float = 1e-5,
 ) -> FoldPlan:
     """Plan the folded-spectrum path for complex ``kernels`` ``(n_bins, width)`` applied with
-    stride ``hop`` to ``(rows, padded_length)`` inputs (see the module docstring)."""
-    n_bins, width = kernels.shape
+    stride ``hop`` to ``(rows, padded_length)`` inputs (see the module docstring).
+
+    Bins are grouped by length (within a factor of two); each group goes to the time domain or to
+    the folded spectrum, whichever the cost model says is cheaper.
+    """
+    width = kernels.shape[1]
     n_frames = 1 + (padded_length - width) // hop
     n_cols = _smooth(-(-padded_length // hop))
     n = n_cols * hop
     nz = np.abs(kernels) > 0
     first = np.where(nz.any(1), nz.argmax(1), width // 2)
     last = np.where(nz.any(1), width - nz[:, ::-1].argmax(1), width // 2 + 1)
-    # per-bin support of the spectrum and cost of each way
-    supports = []
-    for k in range(n_bins):
-        spec = np.fft.fft(kernels[k], n)
-        energy = np.abs(spec) ** 2
-        peak = int(energy.argmax())
-        rolled = np.roll(energy, n // 2 - peak)
-        cs = np.concatenate(([0.0], np.cumsum(rolled)))
-        c = n // 2
-        d = np.arange(0, n // 2)
-        inside = cs[np.minimum(c + d + 1, n)] - cs[np.maximum(c - d, 0)]
-        reach = int(np.searchsorted(inside, cs[-1] * (1 - tol**2)))
-        supports.append((spec, peak, min(reach, n // 2 - 1)))
-    # bins sorted by length, short first; choose the split that minimises the cost
     by_len = np.argsort(last - first, kind="stable")
-    seg_cost = np.array(
-        [(-(-(2 * s[2] + 1) // n_cols) + 1) * n_cols for s in supports], dtype=np.float64
-    )
-    best = (math.inf, 0)
-    for n_short in range(n_bins + 1):
-        short = by_len[:n_short]
-        span = (last[short].max() - first[short].min()) if n_short else 0
-        cost = 2.0 * n_frames * span * n_short + _FOLD_COST * seg_cost[by_len[n_short:]].sum()
-        best = min(best, (cost, n_short))
-    n_short = best[1]
-    short, long_ = np.sort(by_len[:n_short]), np.sort(by_len[n_short:])
-    order = torch.as_tensor(np.argsort(np.concatenate([short, long_])), device=device)
-
-    short_kernel = None
-    start = span = 0
-    if n_short:
-        start, stop = int(first[short].min()), int(last[short].max())
-        span = stop - start
-        ks = kernels[short, start:stop]
-        short_kernel = torch.as_tensor(
-            np.concatenate([ks.real, -ks.imag]).T.copy(), dtype=dtype, device=device
-        )
+    groups_idx: list[list[int]] = []
+    for k in by_len:
+        if groups_idx and (last - first)[k] <= 2 * (last - first)[groups_idx[-1][0]]:
+            groups_idx[-1].append(int(k))
+        else:
+            groups_idx.append([int(k)])
+    supports: dict[int, tuple[np.ndarray, int, int]] = {}
+    time_bins: list[int] = []
+    fold_bins: list[int] = []
+    groups: list[TimeGroup] = []
+    for members in groups_idx:
+        g = np.array(sorted(members))
+        start, stop = int(first[g].min()), int(last[g].max())
+        time_cost = n_frames * (stop - start) * (2.0 * len(g) + _COPY_COST)
+        fold_cost = 0.0
+        for k in g:
+            supports[k] = _support(kernels[k], n, tol)
+            fold_cost += _FOLD_COST * (-(-(2 * supports[k][2] + 1) // n_cols) + 1) * n_cols
+            if fold_cost > time_cost:
+                break
+        if time_cost <= fold_cost:
+            ks = kernels[g, start:stop]
+            kernel = np.concatenate([ks.real, -ks.imag]).T.copy()
+            groups.append(TimeGroup(start, stop - start, torch.as_tensor(kernel, dtype=dtype)))
+            groups[-1].kernel = groups[-1].kernel.to(device)
+            time_bins += g.tolist()
+        else:
+            fold_bins += g.tolist()
+    order = torch.as_tensor(np.argsort(np.array(time_bins + fold_bins)), device=device)
     gather = conj_sign = weights = segments = None
-    if len(long_):
+    if fold_bins:
         idx, sign, wts, seg_rows = [], [], [], []
         n_seg = 0
-        for row, k in enumerate(long_):
+        for row, k in enumerate(fold_bins):
             spec, peak, reach = supports[k]
             lo, hi = peak - reach, peak + reach + 1
             a0 = (lo // n_cols) * n_cols
@@ -214,7 +234,7 @@ def make_fold_plan(
             wts.append(w.reshape(r, n_cols))
             seg_rows.append((row, n_seg, r))
             n_seg += r
-        seg = np.zeros((len(long_), n_seg))
+        seg = np.zeros((len(fold_bins), n_seg))
         for row, s0, r in seg_rows:
             seg[row, s0 : s0 + r] = 1.0
         cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
@@ -229,9 +249,7 @@ def make_fold_plan(
         n_cols=n_cols,
         hop=hop,
         order=order,
-        short_start=start,
-        short_width=span,
-        short_kernel=short_kernel,
+        groups=groups,
         gather=gather,
         conj_sign=conj_sign,
         weights=weights,
@@ -244,17 +262,16 @@ def apply_fold_plan(xp: torch.Tensor, plan: FoldPlan) -> tuple[torch.Tensor, tor
     rows = xp.shape[0]
     parts_re, parts_im = [], []
     m = plan.n_frames
-    if plan.short_kernel is not None:
-        seg = xp[:, plan.short_start :]
-        frames = seg.unfold(-1, plan.short_width, plan.hop)[:, :m]
-        out = torch.matmul(frames, plan.short_kernel).transpose(1, 2)
+    for group in plan.groups:
+        frames = xp[:, group.start :].unfold(-1, group.width, plan.hop)[:, :m]
+        out = torch.matmul(frames, group.kernel).transpose(1, 2)
         half = out.shape[1] // 2
         parts_re.append(out[:, :half])
         parts_im.append(out[:, half:])
     if plan.gather is not None:
         assert plan.weights is not None and plan.segments is not None
         spec = torch.fft.rfft(xp, n=plan.n_cols * plan.hop)
-        g = spec[:, plan.gather]
+        g = spec.index_select(1, plan.gather)
         if plan.conj_sign is not None:
             g = torch.complex(g.real, g.imag * plan.conj_sign)
         prod = g.view(rows, -1, plan.n_cols) * plan.weights

@@ -499,6 +499,13 @@ class iSTFT(Transform):
     ``n_fft // 2 + 1``. ``backend`` as :class:`STFT`: the inverse FFT where the kernels are frozen
     and ``freq_scale='no'``.
 
+    A frame is ``(kernel_cos.T @ re - kernel_sin.T @ im) / n_fft`` (the adjoint of the analysis
+    kernels; a one-sided spectrum is mirrored as nnAudio's ``extend_fbins`` does), windowed,
+    overlap-added and divided by the window envelope where it exceeds 1e-10. For
+    ``freq_scale='no'`` that is the exact inverse and nnAudio's numbers; for the other scales
+    nnAudio 0.3.4's conv2d applies its kernel transposed (``kernel_cos @ re``), which is not the
+    adjoint, so there the two differ (neither is an exact inverse).
+
     Shape
     -----
     - Input: ``(batch, freq_bins, frames, 2)``, ``(freq_bins, frames, 2)`` or

@@ -3,19 +3,21 @@ interrupted run equal those of an uninterrupted one, none lost, none repeated.""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from test_pipeline_collate import TorchStft, check_against_items
+from test_pipeline_collate import TorchStft, check_against_items, make_files
 from torchdata import nodes
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from nnaudio_data.batch import SpecBatch, WaveBatch
 from nnaudio_data.pipeline import (
     AudioDataset,
+    AudioIterableDataset,
     BatchTransform,
     SkipCounter,
     SplitSampler,
@@ -148,3 +150,30 @@ def test_split_sampler() -> None:
         SplitSampler(4, rank=2, world_size=2)
     with pytest.raises(ValueError, match="batch_size"):
         audio_nodes(["a.wav"], batch_size=0)
+
+
+@pytest.mark.filterwarnings("ignore:.set_vital. is deprecated:UserWarning")
+@pytest.mark.parametrize("stop_after", [1, 3])
+def test_stateful_dataloader_resumes_iterable_wrapper(tmp_path: Path, stop_after: int) -> None:
+    paths = [str(p) for p in make_files(tmp_path, 11)]
+    dataset = AudioIterableDataset(paths)  # policy "raise": any unreadable file fails the test
+
+    def loader() -> StatefulDataLoader:
+        return StatefulDataLoader(
+            dataset,
+            batch_size=2,
+            num_workers=2,
+            multiprocessing_context="fork",
+            collate_fn=dataset.collate,
+        )
+
+    reference = _keys(loader())
+    assert sorted(k for b in reference for k in b) == sorted(paths)
+    first = loader()
+    head = _keys(first, stop_after)
+    state = first.state_dict()
+    for key in (k for b in head for k in b):
+        Path(key).unlink()  # a resume that decoded the delivered items again would fail here
+    resumed = loader()
+    resumed.load_state_dict(state)
+    assert head + _keys(resumed) == reference  # nothing lost, nothing repeated

@@ -106,7 +106,9 @@ class AudioIterableDataset(IterableDataset[Any]):
     Item ``j`` of ``source`` goes to consumer ``j % (world_size * num_workers)`` (consumer
     ``rank * num_workers + worker``), so every item is read once per epoch across all ranks and
     workers; ``source`` is iterated in full by each consumer (it should be cheap to iterate:
-    paths, or a generator of small records).
+    paths, or a generator of small records). ``state_dict()`` / ``load_state_dict()`` let
+    ``torchdata``'s ``StatefulDataLoader`` resume mid-epoch without decoding the items already
+    delivered.
 
     Args:
         source: an iterable (re-iterable for several epochs) of items as :class:`AudioDataset`.
@@ -126,11 +128,25 @@ class AudioIterableDataset(IterableDataset[Any]):
         self.source = source
         self.collate = _make_collate(transform, {"policy": policy, **collate_kwargs})
 
+        self._next = 0  # the source index after the last item this consumer yielded
+        self._resume_at = 0
+
+    def state_dict(self) -> dict[str, int]:
+        """Where this consumer (one worker's copy) stands, for ``StatefulDataLoader``."""
+        return {"next_index": self._next}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume the next iteration after ``state``: earlier items are passed over undecoded."""
+        self._resume_at = int(state["next_index"])
+
     def __iter__(self) -> Iterator[dict[str, Any] | Skipped]:
         rank, world, worker, workers = worker_info()
         consumers, me = world * workers, rank * workers + worker
+        start, self._resume_at = self._resume_at, 0
+        self._next = start
         for index, item in enumerate(self.source):
-            if index % consumers == me:
+            if index >= start and index % consumers == me:
+                self._next = index + 1
                 yield self.collate.prepare(item, index)
 
     def __repr__(self) -> str:

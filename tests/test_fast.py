@@ -166,6 +166,7 @@ def test_cache_blocks_match_torch_stft(
     signals: np.ndarray, monkeypatch: pytest.MonkeyPatch, block: int, power: float
 ) -> None:
     # blocks of 16 and 64 frames (ranges within a row, the last one short) and of whole rows
+    monkeypatch.setattr(_fast, "_SERIAL_BLOCK_ELEMENTS", block)
     monkeypatch.setattr(_fast, "_MIN_BLOCK_ELEMENTS", block)
     monkeypatch.setattr(_fast, "_MAX_BLOCK_ELEMENTS", block)
     x = torch.as_tensor(np.concatenate([signals, signals[:, ::-1]]), dtype=torch.float32)

@@ -23,14 +23,16 @@ from nnaudio_data.features._common import center_pad
 
 __all__ = ["stft_fft", "stft_fft_power"]
 
-# Samples of windowed frames per block: the batch in about _BLOCKS blocks, each of 2**20 to 2**22
-# float32 samples (4 to 16 MiB, split between the threads). Measured on a 2-core AVX-512 VM,
-# 16 x 4 s, n_fft 2048, 1 thread, CPU time: blocks of 64 to 512 frames took 15-17 ms at 22.05 kHz and
-# 30-33 ms at 44.1 kHz, the whole batch at once 21-25 / 70 ms, torch.stft(...).abs() 57 / 121 ms.
-# With 2 threads blocks of 512 frames and 4 blocks per batch gave the same best times, but each
-# block is a few multi-threaded ops, and on a loaded machine each parallel region waits for a
-# descheduled thread: 4 blocks had half the median time of 512-frame blocks under load.
+# Samples of windowed frames per block. Measured on a 2-core AVX-512 VM, 16 x 4 s, n_fft 2048:
+# - 1 thread, CPU time: blocks of 64 to 512 frames took 15-17 ms at 22.05 kHz and 30-33 ms at
+#   44.1 kHz, the whole batch at once 21-25 / 70 ms, torch.stft(...).abs() 57 / 121 ms. One thread
+#   (e.g. in DataLoader workers) takes blocks of 2**19 samples (2 MiB, 256 frames at n_fft 2048).
+# - 2 threads: blocks of 512 frames and 4 blocks per batch gave the same best times, but each block
+#   is a few multi-threaded ops, and on a loaded machine each parallel region waits for a
+#   descheduled thread: 4 blocks had half the median time of 512-frame blocks under load. With
+#   several threads the batch goes in about _BLOCKS blocks of 2**20 to 2**22 samples (4-16 MiB).
 _BLOCKS = 4
+_SERIAL_BLOCK_ELEMENTS = 2**19
 _MIN_BLOCK_ELEMENTS = 2**20
 _MAX_BLOCK_ELEMENTS = 2**22
 
@@ -56,12 +58,14 @@ def _blocked(x: torch.Tensor, window: torch.Tensor) -> bool:
 
 
 def _blocks(rows: int, frames: int, n_fft: int) -> Iterator[tuple[slice, slice]]:
-    """``(row slice, frame slice)`` pairs covering ``rows x frames`` in about ``_BLOCKS`` blocks
-    (see the sizes above): several whole rows when rows are short, otherwise frame ranges of one
-    row. Either way an output block ``out[rs, fs]`` of a contiguous ``(rows, frames, F)`` is
-    contiguous."""
-    elements = rows * frames * n_fft // _BLOCKS
-    elements = min(max(elements, _MIN_BLOCK_ELEMENTS), _MAX_BLOCK_ELEMENTS)
+    """``(row slice, frame slice)`` pairs covering ``rows x frames`` in blocks (sizes above):
+    several whole rows when rows are short, otherwise frame ranges of one row. Either way an
+    output block ``out[rs, fs]`` of a contiguous ``(rows, frames, F)`` is contiguous."""
+    if torch.get_num_threads() == 1:
+        elements = _SERIAL_BLOCK_ELEMENTS
+    else:
+        elements = rows * frames * n_fft // _BLOCKS
+        elements = min(max(elements, _MIN_BLOCK_ELEMENTS), _MAX_BLOCK_ELEMENTS)
     per_block = max(1, elements // n_fft)
     if frames <= per_block:
         step = max(1, per_block // frames)

@@ -13,7 +13,9 @@ Interface:
   ``torchdata.nodes.Loader`` and resume it mid-epoch with no sample lost or repeated.
 
 ``torchdata.stateful_dataloader.StatefulDataLoader`` works with the dataset wrappers as a
-``DataLoader`` does: ``StatefulDataLoader(ds, batch_size=..., collate_fn=ds.collate)``.
+``DataLoader`` does: ``StatefulDataLoader(ds, batch_size=..., collate_fn=ds.collate)``; the
+map-style wrapper resumes through the sampler's state, the iterable one through its own
+``state_dict()`` (no item decoded twice).
 """
 
 from __future__ import annotations

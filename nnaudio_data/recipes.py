@@ -31,10 +31,12 @@ Typical use::
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import importlib.resources
 import inspect
 import json
 import math
+import pkgutil
 import re
 import sys
 from collections.abc import Mapping
@@ -65,9 +67,14 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _register_all() -> None:
-    """Import the modules that define transforms, so ``from_config`` knows every name."""
+    """Import every module of the packages that define transforms, so ``from_config`` knows
+    every name (whatever the packages' ``__init__`` re-exports)."""
     import nnaudio_data.features
-    import nnaudio_data.ops  # noqa: F401
+    import nnaudio_data.ops
+
+    for package in (nnaudio_data.features, nnaudio_data.ops):
+        for module in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+            importlib.import_module(module.name)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -108,9 +108,7 @@ class FrequencyMasking(_Masking):
         seed: as :class:`TimeMasking`.
 
     Shape:
-        - Input: ``(batch, freq, frames)`` or ``(batch, channels, freq, frames)``;
-          ``forward(x, lengths)`` takes the valid frames per item ``(batch,)``.
-        - Output: the same shape. Valid lengths are unchanged.
+        As :class:`TimeMasking` (``forward(x, lengths)``; the frequency axis is ``-2``).
     """
 
     def __init__(

@@ -218,6 +218,12 @@ def test_stream_errors_reach_the_next_batch() -> None:
     assert WaveCollate(policy=policy)([(torch.ones(10), SR)]).skipped == {}
     with pytest.raises(RuntimeError, match="broken"):
         FaultPolicy("raise")(RuntimeError("broken tar"))
+    error = SampleError("x is empty", key="x", reason="empty")
+    with pytest.raises(SampleError) as info:
+        FaultPolicy("raise")(error)
+    assert info.value is error and info.value.__cause__ is None
+    assert policy(error) is True
+    assert take_pending() == {"empty": 1}
 
 
 def test_bad_arguments_name_the_parameter() -> None:

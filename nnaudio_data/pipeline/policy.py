@@ -118,7 +118,7 @@ class FaultPolicy:
             where = f"sample {key!r}" + (f" of {url}" if url else "")
             cause = type(cause)(f"{where}: {cause}", key=key or cause.key, reason=cause.reason)
         if not self.skips:
-            if isinstance(cause, SampleError):
+            if isinstance(cause, SampleError) and cause is not exn:
                 raise cause from exn
             raise exn
         reason = cause.reason if isinstance(cause, SampleError) else "stream_error"

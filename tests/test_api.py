@@ -14,6 +14,13 @@ import nnaudio_data.ops
 import nnaudio_data.pipeline
 
 
+# Defaults we change on purpose, each documented in the class docstring.
+DOCUMENTED_DEVIATIONS = {
+    # nnAudio's fmin=220 with n_bins=84 puts the top bins above Nyquist at sr=22050: it raises.
+    ("CQT1992", "fmin"),
+}
+
+
 @pytest.mark.parametrize("name", nnaudio_data.features.__all__)
 def test_nnaudio_signature_is_kept(name: str) -> None:
     """Each class nnAudio 0.3.4 also has accepts every nnAudio parameter with the same default."""
@@ -26,6 +33,9 @@ def test_nnaudio_signature_is_kept(name: str) -> None:
         if param == "self" or spec.kind is inspect.Parameter.VAR_KEYWORD:
             continue
         assert param in mine, f"{name} lacks nnAudio's parameter {param!r}"
+        if (name, param) in DOCUMENTED_DEVIATIONS:
+            assert mine[param].default != spec.default
+            continue
         assert mine[param].default == spec.default, (
             f"{name}({param}=...) default {mine[param].default!r} != nnAudio's {spec.default!r}"
         )

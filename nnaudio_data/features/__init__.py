@@ -1,9 +1,11 @@
 """Spectrogram transforms with nnAudio 0.3.4's names, parameters, defaults and output formats:
 ``from nnaudio_data.features import STFT`` replaces ``from nnAudio.features import STFT``.
 
-* Fourier family (:mod:`~nnaudio_data.features.stft`): :class:`STFT`, :class:`iSTFT`.
+* Fourier family: :class:`STFT`, :class:`iSTFT` (:mod:`~nnaudio_data.features.stft`),
+  :class:`MelSpectrogram`, :class:`MFCC` (:mod:`~nnaudio_data.features.mel`),
+  :class:`Griffin_Lim` (:mod:`~nnaudio_data.features.griffin_lim`).
 * Constant-Q family (:mod:`~nnaudio_data.features.cqt`): :class:`CQT1992v2` (alias :data:`CQT`),
-  :class:`CQT2010v2`, :class:`VQT`.
+  :class:`CQT2010v2`, :class:`CQT1992`, :class:`CQT2010`, :class:`VQT`.
 
 Every transform accepts ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` and
 ``(batch, channels, time)`` input, maps valid sample lengths to frame lengths with
@@ -11,7 +13,21 @@ Every transform accepts ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` and
 ``nn.Parameter``s, and records its configuration (``get_config()``).
 """
 
-from nnaudio_data.features.cqt import CQT, VQT, CQT1992v2, CQT2010v2
+from nnaudio_data.features.cqt import CQT, CQT1992, CQT2010, VQT, CQT1992v2, CQT2010v2
+from nnaudio_data.features.griffin_lim import Griffin_Lim
+from nnaudio_data.features.mel import MFCC, MelSpectrogram
 from nnaudio_data.features.stft import STFT, iSTFT
 
-__all__ = ["CQT", "STFT", "VQT", "CQT1992v2", "CQT2010v2", "iSTFT"]
+__all__ = [
+    "CQT",
+    "CQT1992",
+    "CQT2010",
+    "MFCC",
+    "STFT",
+    "VQT",
+    "CQT1992v2",
+    "CQT2010v2",
+    "Griffin_Lim",
+    "MelSpectrogram",
+    "iSTFT",
+]

@@ -149,7 +149,7 @@ def build_rows(sr: int, batch: int, seconds: float, fwd_bwd: bool) -> list[Row]:
 
     def lib_mel() -> np.ndarray:
         return librosa.feature.melspectrogram(
-            y=xn, sr=sr, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS
+            y=xn, sr=sr, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, pad_mode="reflect"
         )
 
     rows = [

@@ -180,7 +180,7 @@ def test_trainable_istft() -> None:
 def test_gradcheck_float64(backend: str) -> None:
     inv = iSTFT(n_fft=16, hop_length=4, backend=backend, dtype=torch.float64)
     spec = torch.randn(1, 9, 6, 2, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda s: inv(s, onesided=True), (spec,))
+    assert torch.autograd.gradcheck(lambda s: inv(s, onesided=True), (spec,), fast_mode=True)
 
 
 def test_torch_compile_equals_eager() -> None:

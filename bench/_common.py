@@ -131,10 +131,12 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> s
 
 
 def machine_line() -> str:
-    """One line naming the machine, torch version and thread count, to print above a table."""
+    """One line naming the machine, torch version, thread count and the 1-minute load average
+    (other processes on a small machine distort every timing), to print above a table."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (
-        f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} torch threads"
+        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, load average {load:.1f}"
     )
 
 

@@ -1,0 +1,296 @@
+"""Loader throughput: log-mel 128 spectrogram batches from WAV files, 2 workers (a script, not a test).
+
+512 clips x 4 s at 22.05 kHz as 16-bit WAV files in a temporary folder (and the same clips in 4
+WebDataset shards), batch 16, mel 128 bands in dB (n_fft 2048, hop 512, the ``mel-128`` recipe),
+2 DataLoader workers. One epoch per timing, clips/s reported as median (min-max) over rounds, all
+cases interleaved round after round with a pause before each (``bench/_common.py``):
+
+- (a) ``librosa`` - ``librosa.feature.melspectrogram`` + ``power_to_db`` per item inside the
+  workers (BLAS limited to one thread per worker, as torch limits its own);
+- (b) ``nnAudio`` - workers decode and pad; nnAudio 0.3.4 ``MelSpectrogram`` + dB on the batch
+  in the main process;
+- (c) ``floor`` - decode and collate only (no spectrogram);
+- (d) ours through each adapter: ``SpecCollate`` (the transform in the workers), ``DeviceStage``
+  (workers pad, the transform in the main process), WebDataset ``audio_pipeline``,
+  ``torchdata.nodes`` ``audio_nodes``, the ``AudioDataset`` wrapper;
+- ``transform alone`` - our transform on the same batches already in memory (main process, 2
+  threads; and with 1 thread, for the per-core cost), the cost the pipeline adds to.
+
+Targets: best of ours >= 1.5x (a); ours (best adapter) at most 20% slower than the transform
+alone, i.e. ``transform-alone clips/s / ours clips/s <= 1.2``.
+
+Run from the repository root: ``python -m bench.bench_pipeline [--rounds 5] [--clips 512]``.
+"""
+
+from __future__ import annotations
+
+from bench._common import set_threads
+
+set_threads(2)  # before numpy / librosa are imported
+
+import argparse  # noqa: E402
+import io  # noqa: E402
+import math  # noqa: E402
+import tarfile  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
+
+from bench._common import Case, machine_line, make_batch, markdown_table, time_cases  # noqa: E402
+from nnaudio_data.pipeline import (  # noqa: E402
+    AudioDataset,
+    DeviceStage,
+    SpecCollate,
+    WaveCollate,
+    audio_nodes,
+    audio_pipeline,
+)
+from nnaudio_data.recipes import get_recipe  # noqa: E402
+
+SR = 22_050
+SECONDS = 4.0
+BATCH = 16
+WORKERS = 2
+N_FFT, HOP, N_MELS, TOP_DB = 2048, 512, 128, 80.0
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+
+def write_clips(folder: Path, n: int, shards: int = 4) -> tuple[list[str], list[str]]:
+    """``n`` 16-bit WAV files and the same clips in ``shards`` tar shards."""
+    paths, blobs = [], []
+    for start in range(0, n, BATCH):
+        rows = make_batch(min(BATCH, n - start), SECONDS, SR, seed=start)
+        for i, row in enumerate(rows):
+            path = folder / f"clip-{start + i:04d}.wav"
+            sf.write(path, row, SR, subtype="PCM_16")
+            paths.append(str(path))
+            blobs.append(path.read_bytes())
+    urls = []
+    per_shard = math.ceil(n / shards)
+    for s in range(shards):
+        url = folder / f"shard-{s:03d}.tar"
+        with tarfile.open(url, "w") as tar:
+            for i in range(s * per_shard, min(n, (s + 1) * per_shard)):
+                info = tarfile.TarInfo(f"clip-{i:04d}.wav")
+                info.size = len(blobs[i])
+                tar.addfile(info, io.BytesIO(blobs[i]))
+        urls.append(str(url))
+    return paths, urls
+
+
+# -- (a) librosa per item in the workers --------------------------------------------------------
+
+
+def _limit_blas(_: int) -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+class LibrosaItems(Dataset):
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        import librosa
+
+        audio, sr = sf.read(self.paths[i], dtype="float32")
+        mel = librosa.feature.melspectrogram(
+            y=audio, sr=sr, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS
+        )
+        return librosa.power_to_db(mel, ref=1.0, top_db=TOP_DB)
+
+
+def stack_padded(items: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    frames = torch.tensor([x.shape[-1] for x in items])
+    out = torch.zeros(len(items), items[0].shape[0], int(frames.max()))
+    for row, x in zip(out, items):
+        row[:, : x.shape[-1]] = torch.from_numpy(x)
+    return out, frames
+
+
+# -- (b) nnAudio after collate in the main process ---------------------------------------------
+
+
+def db_per_item(power: torch.Tensor) -> torch.Tensor:
+    """``power_to_db(ref=1, amin=1e-10, top_db=80)`` per item of a (B, F, T) batch."""
+    db = 10.0 * torch.log10(power.clamp_min(1e-10))
+    floor = db.amax(dim=(1, 2), keepdim=True) - TOP_DB
+    return torch.maximum(db, floor)
+
+
+# -- running an epoch --------------------------------------------------------------------------
+
+
+def drain(batches: Any) -> int:
+    n = 0
+    for batch in batches:
+        n += len(batch) if not isinstance(batch, tuple) else len(batch[0])
+    return n
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--clips", type=int, default=512)
+    parser.add_argument("--pause", type=float, default=0.3)
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    n = args.clips
+
+    recipe = get_recipe("mel-128")
+    if recipe.sample_rate != SR:
+        raise RuntimeError(f"mel-128 expects {recipe.sample_rate} Hz, the clips are {SR} Hz")
+    ours = recipe.build().eval()
+    from nnAudio.features import MelSpectrogram as NNAudioMel
+
+    nnaudio_mel = NNAudioMel(
+        sr=SR, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, verbose=False
+    ).eval()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        paths, urls = write_clips(Path(tmp), n)
+        print(f"wrote {n} clips and {len(urls)} shards in {time.perf_counter() - t0:.1f} s")
+
+        def loader(dataset: Any, collate: Any, **kw: Any) -> DataLoader:
+            return DataLoader(
+                dataset,
+                batch_size=BATCH,
+                num_workers=WORKERS,
+                collate_fn=collate,
+                persistent_workers=True,
+                **kw,
+            )
+
+        wave = WaveCollate(sample_rate=SR)
+        librosa_loader = loader(LibrosaItems(paths), stack_padded, worker_init_fn=_limit_blas)
+        floor_loader = loader(paths, wave)
+        spec_loader = loader(paths, SpecCollate(ours, sample_rate=SR))
+        wrapped = AudioDataset(paths, transform=ours, sample_rate=SR)
+        wrapper_loader = loader(wrapped, wrapped.collate)
+        import webdataset as wds
+        from torchdata import nodes
+
+        wds_loader = wds.WebLoader(
+            audio_pipeline(urls, batch_size=BATCH, transform=ours, sample_rate=SR),
+            batch_size=None,
+            num_workers=WORKERS,
+            persistent_workers=True,
+        )
+
+        nodes_loader = nodes.Loader(
+            audio_nodes(
+                paths, batch_size=BATCH, num_workers=WORKERS, transform=ours, sample_rate=SR
+            )
+        )
+
+        def nnaudio_epoch() -> int:
+            count = 0
+            with torch.no_grad():
+                for batch in floor_loader:
+                    db_per_item(nnaudio_mel(batch.audio))
+                    count += len(batch)
+            return count
+
+        def device_stage_epoch() -> int:
+            with torch.no_grad():
+                return drain(DeviceStage(floor_loader, ours, "cpu"))
+
+        # The same batches, decoded and padded once, for the transform alone.
+        batches = list(floor_loader)
+
+        def transform_alone() -> int:
+            with torch.no_grad():
+                for batch in batches:
+                    ours(batch.audio)
+            return n
+
+        # Check that the three spectrograms agree before timing them.
+        with torch.no_grad():
+            first = batches[0]
+            ref = torch.stack([torch.from_numpy(LibrosaItems(paths)[i]) for i in range(BATCH)])
+            diff_ours = float((ours(first.audio) - ref).abs().max())
+            diff_nna = float((db_per_item(nnaudio_mel(first.audio)) - ref).abs().max())
+        print(f"max |dB difference| vs librosa: ours {diff_ours:.3g}, nnAudio {diff_nna:.3g}")
+
+        def transform_alone_1_thread() -> int:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                return transform_alone()
+            finally:
+                torch.set_num_threads(threads)
+
+        cases = [
+            Case("(a) librosa per item in workers", lambda: drain(librosa_loader)),
+            Case("(b) nnAudio after collate (main)", nnaudio_epoch),
+            Case("(c) decode + collate only", lambda: drain(floor_loader)),
+            Case("(d) ours: SpecCollate in workers", lambda: drain(spec_loader)),
+            Case("(d) ours: DeviceStage (main)", device_stage_epoch),
+            Case("(d) ours: WebDataset audio_pipeline", lambda: drain(wds_loader)),
+            Case("(d) ours: torchdata.nodes", lambda: drain(nodes_loader)),
+            Case("(d) ours: AudioDataset wrapper", lambda: drain(wrapper_loader)),
+            Case("our transform alone, 1 thread", transform_alone_1_thread),
+            Case("our transform alone (same batches)", transform_alone),
+        ]
+        # Every case sees every clip once per epoch. The DataLoaders' persistent workers start
+        # here, before the torchdata.nodes workers exist (so that no fork copies those).
+        for c in sorted(cases, key=lambda c: "nodes" in c.name):
+            got = c.fn()
+            if got != n:
+                raise RuntimeError(f"{c.name} delivered {got} clips, expected {n}")
+        timings = time_cases(cases, rounds=args.rounds, warmup=args.warmup, pause=args.pause)
+
+    def rate(name: str) -> float:
+        return n / (timings[name].median / 1e3)
+
+    def rate_range(name: str) -> str:
+        t = timings[name]
+        return f"{n / (t.max / 1e3):.0f}-{n / (t.min / 1e3):.0f}"
+
+    base = rate(cases[0].name)
+    alone = rate(cases[-1].name)
+    rows = []
+    for c in cases:
+        r = rate(c.name)
+        rows.append(
+            [c.name, f"{r:.0f}", rate_range(c.name), f"{r / base:.2f}x", f"{alone / r:.2f}"]
+        )
+    print()
+    print(machine_line())
+    print(
+        f"{n} clips x {SECONDS:.0f} s at {SR} Hz, batch {BATCH}, mel {N_MELS} dB, n_fft {N_FFT}, "
+        f"hop {HOP}, {WORKERS} workers; {args.rounds} rounds, medians"
+    )
+    print(
+        markdown_table(
+            ["case", "clips/s", "min-max", "vs (a)", "transform alone / case"],
+            rows,
+        )
+    )
+    ours_names = [c.name for c in cases if c.name.startswith("(d)")]
+    best = max(ours_names, key=rate)
+    print()
+    print(
+        f"best of ours: {best}: {rate(best) / base:.2f}x librosa (target >= 1.5), "
+        f"{rate(best) / rate(cases[1].name):.2f}x nnAudio; pipeline cost over the transform "
+        f"alone {100 * (alone / rate(best) - 1):+.0f}% (target <= +20%)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""The ``nnaudio-data`` command, run as a real process over real files and tar shards.
+
+Expected values come from outside the code under test: durations and rates read with soundfile,
+recipe settings read from the TOML files with tomllib, frame counts from the ``center=True`` rule
+``1 + samples // hop``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from nnaudio_data import data
+from nnaudio_data.cli import CliError, main, resolve_inputs
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPES = ROOT / "transforms"
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nnaudio_data.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def parse_json(stdout: str) -> dict:
+    lines = stdout.strip().splitlines()
+    assert len(lines) == 1, f"stdout must be one JSON object, got {stdout!r}"
+    return json.loads(lines[0])
+
+
+def run_in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """``main(args)`` in this process (real worker processes still fork from it)."""
+    try:
+        status = main(list(args))
+    except SystemExit as exit:  # argparse's own errors
+        status = exit.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def run_json(capsys, *args: str) -> dict:
+    status, out, err = run_in_process(capsys, "run", "--json", *args)
+    assert status == 0, err
+    return parse_json(out)
+
+
+def recipe_toml(name: str) -> dict:
+    return tomllib.loads((RECIPES / f"{name}.toml").read_text())
+
+
+def resampled_length(frames: int, orig_sr: int, new_sr: int) -> int:
+    # band-limited polyphase resampling keeps ceil(frames * new / orig) samples
+    return -(-frames * new_sr // orig_sr)
+
+
+def test_run_on_bundled_data_counts_durations_and_shapes():
+    # The installed command's code path, as a separate process: `python -m nnaudio_data.cli`.
+    proc = run_cli("run", "--json", "--batch-size", "16")
+    assert proc.returncode == 0, proc.stderr
+    summary = parse_json(proc.stdout)
+    files = data.files()
+    infos = [sf.info(str(p)) for p in files]
+    mel = recipe_toml("log-mel-80")["transforms"][0]
+    sr = recipe_toml("log-mel-80")["sample_rate"]
+    assert summary["recipe"] == "log-mel-80" and summary["sample_rate"] == sr
+    assert summary["inputs"] == {"files": len(files), "shards": 0, "default": True}
+    assert summary["clips"] == len(files) == len(data.index()["clips"]) == 43
+    assert summary["batches"] == math.ceil(len(files) / 16)
+    # Each clip is resampled to the recipe's rate, so its duration can be off by < 1 sample.
+    expected_seconds = sum(i.frames / i.samplerate for i in infos)
+    assert summary["audio_seconds"] == pytest.approx(expected_seconds, abs=len(files) / sr)
+    lengths = [resampled_length(i.frames, i.samplerate, sr) for i in infos]
+    frames = [1 + n // mel["hop_length"] for n in lengths]
+    out = summary["output"]
+    assert out["feature_shape"] == [mel["n_mels"]]
+    assert out["first_batch_shape"][:2] == [16, mel["n_mels"]]
+    assert out["frames_min"] == min(frames) and out["frames_max"] == max(frames)
+    assert out["dtype"] == "float32" and out["device"] == "cpu"
+    assert summary["skipped"] == {} and summary["skipped_total"] == 0
+    assert summary["clips_per_second"] > 0
+    assert summary["audio_seconds_per_second"] == pytest.approx(
+        summary["audio_seconds"] / summary["elapsed_seconds"], rel=1e-3
+    )
+
+
+def test_shard_patterns_give_the_same_clips_as_the_files(capsys):
+    pattern = data.shard_pattern()
+    assert pattern.endswith("shard-{000..001}.tar")
+    by_brace = run_json(capsys, pattern, "--recipe", "mel-128")
+    shard_glob = str(data.DATA_DIR / "shard-*.tar")
+    by_glob = run_json(capsys, shard_glob, "--recipe", "mel-128", "--workers", "1")
+    files = run_json(capsys, "--recipe", "mel-128", "--workers", "0")
+    for summary in (by_brace, by_glob):
+        assert summary["inputs"]["shards"] == 2 and summary["inputs"]["files"] == 0
+        assert summary["clips"] == files["clips"] == 43
+        assert summary["audio_seconds"] == pytest.approx(files["audio_seconds"], rel=1e-9)
+        assert summary["output"]["feature_shape"] == [128]
+        assert summary["output"]["frames_max"] == files["output"]["frames_max"]
+        assert summary["skipped_total"] == 0
+
+
+def _corrupt_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i, (sr, seconds) in enumerate([(16000, 0.5), (16000, 0.25), (8000, 0.75)]):
+        pcm = (rng.uniform(-0.5, 0.5, int(sr * seconds)) * 32767).astype(np.int16)
+        sf.write(folder / f"good-{i}.wav", pcm, sr, subtype="PCM_16")
+    (folder / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio" * 10)
+    sf.write(folder / "silent.wav", np.zeros(0, dtype=np.int16), 16000)  # 0 samples
+    return folder
+
+
+def test_corrupt_and_empty_files_are_skipped_and_counted(tmp_path, capsys):
+    folder = _corrupt_folder(tmp_path)
+    summary = run_json(capsys, str(folder), "--on-error", "skip")
+    assert summary["inputs"]["files"] == 5
+    assert summary["clips"] == 3
+    assert summary["skipped"] == {"decode_error": 1, "empty": 1}
+    assert summary["skipped_total"] == 2
+    # 0.5 + 0.25 + 0.75 s, each within one sample at 16 kHz of its true length
+    assert summary["audio_seconds"] == pytest.approx(1.5, abs=3 / 16000)
+
+
+def test_corrupt_file_raises_with_its_name(tmp_path, capsys):
+    folder = _corrupt_folder(tmp_path)
+    status, out, err = run_in_process(capsys, "run", "--json", str(folder), "--on-error", "raise")
+    assert status == 1
+    assert out == ""
+    # raised in a worker process, reported as one line naming the file
+    assert f"error: cannot decode audio '{folder / 'broken.wav'}'" in err
+
+
+def test_mixed_rates_rejected_without_resampling(capsys):
+    summary = run_json(capsys, "--no-resample", "--recipe", "log-mel-80")
+    kinds = [c["sample_rate"] for c in data.index()["clips"]]
+    assert summary["clips"] == kinds.count(16000) == 40
+    assert summary["skipped"] == {"sample_rate": kinds.count(22050)} == {"sample_rate": 3}
+
+
+def test_png_and_text_summary(tmp_path, capsys):
+    import matplotlib.image
+
+    png = tmp_path / "first.png"
+    status, text, err = run_in_process(
+        capsys, "run", "--limit", "6", "--batch-size", "4", "--png", str(png), "--quiet"
+    )
+    assert status == 0, err
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width, _ = matplotlib.image.imread(png).shape
+    assert width > height > 100  # a grid of 4 panels, one row
+    assert "6 in 2 batch(es)" in text  # --limit 6 with batches of 4
+    assert "skipped  0" in text and str(png) in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "no/such/file.wav"], "no such file or folder: 'no/such/file.wav'"),
+        (["run", "--recipe", "no-such-recipe"], "unknown recipe 'no-such-recipe'"),
+        (["run", "--batch-size", "0"], "expected a positive integer, got '0'"),
+        (["run", "nothing-{0..1}.tar"], "no such file or folder: 'nothing-0.tar'"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(args, message, capsys):
+    status, out, err = run_in_process(capsys, *args)
+    assert status == 2
+    assert message in err
+    assert out == ""
+
+
+def test_recipes_lists_the_bundled_recipes(capsys):
+    status, out, err = run_in_process(capsys, "recipes", "--json")
+    assert status == 0, err
+    rows = {r["name"]: r for r in json.loads(out)}
+    on_disk = sorted(p.stem for p in RECIPES.glob("*.toml"))
+    assert sorted(rows) == on_disk and {"log-mel-80", "mel-128", "stft-1024"} <= set(rows)
+    for name in on_disk:
+        assert rows[name]["sample_rate"] == recipe_toml(name)["sample_rate"]
+
+
+def test_resolve_inputs(tmp_path):
+    assert resolve_inputs([]).files == [str(p) for p in data.files()]
+    shards = resolve_inputs([data.shard_pattern()])
+    assert shards.shards == [str(p) for p in data.shards()] and shards.files == []
+    # a folder with audio gives its audio files (its shards are the same clips)
+    bundled = resolve_inputs([str(data.DATA_DIR)])
+    assert bundled.files == [str(p) for p in data.files()] and bundled.shards == []
+    only_shards = tmp_path / "shards"
+    only_shards.mkdir()
+    (only_shards / "a.tar").write_bytes(b"")
+    assert resolve_inputs([str(only_shards)]).shards == [str(only_shards / "a.tar")]
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(CliError, match="neither an audio file"):
+        resolve_inputs([str(tmp_path / "notes.txt")])
+    with pytest.raises(CliError, match="no file matches"):
+        resolve_inputs([str(tmp_path / "*.flac")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CliError, match="holds no audio file"):
+        resolve_inputs([str(tmp_path / "empty")])

@@ -12,8 +12,11 @@ Layers (dependencies point down only):
 * :mod:`nnaudio_data.recipes` - named transform chains from ``transforms/*.toml``.
 """
 
+from nnaudio_data import features, ops
 from nnaudio_data._transform import Transform
 from nnaudio_data._version import __version__
 from nnaudio_data.batch import SpecBatch, WaveBatch
 
-__all__ = ["SpecBatch", "Transform", "WaveBatch", "__version__"]
+# Importing features and ops registers every transform class, so ``Transform.from_config`` and
+# recipes can rebuild any of them by name.
+__all__ = ["SpecBatch", "Transform", "WaveBatch", "__version__", "features", "ops"]

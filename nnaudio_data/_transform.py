@@ -4,7 +4,7 @@ it maps valid lengths.
 * ``output_lengths(lengths)`` maps the valid lengths of the input's time axis (samples, or frames
   for a transform that takes a spectrogram) to those of the output. The default is the identity;
   every transform that changes the time axis overrides it.
-* ``get_config()`` returns ``{"name": ClassName, **constructor arguments}`` as plain TOML/JSON
+* ``get_config()`` (alias ``to_config()``) returns ``{"name": ClassName, **constructor arguments}`` as plain TOML/JSON
   values, recorded automatically from the call to ``__init__``; ``Transform.from_config(cfg)``
   rebuilds the object. ``Compose`` (in ``nnaudio_data.compose``) chains these.
 """
@@ -86,6 +86,8 @@ class Transform(nn.Module):
         """``{"name": class name, **constructor arguments}`` as plain values."""
         config = getattr(self, "_config", {})
         return {"name": type(self).__name__, **config}
+
+    to_config = get_config
 
     @staticmethod
     def from_config(config: Mapping[str, Any]) -> Transform:

@@ -36,7 +36,6 @@ import importlib.resources
 import inspect
 import json
 import math
-import pkgutil
 import re
 import sys
 from collections.abc import Mapping
@@ -66,17 +65,6 @@ _KEYS = {"description", "sample_rate", "transforms"}
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def _register_all() -> None:
-    """Import every module of the packages that define transforms, so ``from_config`` knows
-    every name (whatever the packages' ``__init__`` re-exports)."""
-    import nnaudio_data.features
-    import nnaudio_data.ops
-
-    for package in (nnaudio_data.features, nnaudio_data.ops):
-        for module in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
-            importlib.import_module(module.name)
-
-
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """A recipe as read from its TOML file.
@@ -97,7 +85,6 @@ class Recipe:
 
     def build(self) -> Compose:
         """The chain as a :class:`~nnaudio_data.compose.Compose`."""
-        _register_all()
         chain = Transform.from_config({"name": "Compose", "transforms": self.transforms})
         return cast(Compose, chain)
 

@@ -104,6 +104,7 @@ class Scale(Transform):
 def test_config_round_trip() -> None:
     t = Scale(3.0, window=("kaiser", 8.0))
     config = t.get_config()
+    assert t.to_config() == config
     assert config == {"name": "Scale", "factor": 3.0, "window": ["kaiser", 8.0]}
     rebuilt = Transform.from_config(config)
     assert (

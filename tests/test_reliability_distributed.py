@@ -31,6 +31,7 @@ from nnaudio_data.pipeline import (
     AudioHandler,
     AudioIterableDataset,
     SkipCounter,
+    SplitSampler,
     WaveCollate,
     audio_nodes,
     audio_pipeline,
@@ -64,7 +65,12 @@ def _write_shards(folder: Path, n: int, corrupt: str | None = None) -> list[str]
 def _keys(loader: Any) -> dict[str, Any]:
     counter = SkipCounter()
     keys = [k for b in counter.wrap(loader) for k in b.keys]
-    return {"keys": keys, "skipped": counter.counts, "samples": counter.samples}
+    return {
+        "keys": keys,
+        "skipped": counter.counts,
+        "samples": counter.samples,
+        "batches": counter.batches,
+    }
 
 
 def _webloader(dataset: Any) -> Any:
@@ -104,6 +110,18 @@ def _rank_main(rank: int, store: str, root: str, scenarios: dict[str, list[str]]
             )
         )
     )
+    # the same with SplitSampler(drop_last=True) and a collective per batch, as a DDP step has:
+    # every rank must call it equally often or the one with a batch more waits for ever
+    sampler = SplitSampler(len(mapped), shuffle=True, seed=3, drop_last=True)
+    even = audio_nodes(
+        mapped, batch_size=2, sampler=sampler, multiprocessing_context="fork", num_workers=WORKERS
+    )
+    keys, steps = [], 0
+    for batch in nodes.Loader(even):
+        dist.all_reduce(torch.ones(1))
+        keys += batch.keys
+        steps += 1
+    out["nodes_drop_last"] = {"keys": keys, "steps": steps}
     stream = AudioIterableDataset(files, policy="skip")
     out["iterable"] = _keys(DataLoader(stream, batch_size=2, collate_fn=stream.collate, **fork))
     dist.barrier()  # both ranks got here: nothing waits on a missing peer
@@ -158,6 +176,34 @@ def test_two_ranks_two_workers_split_every_sample_once(tmp_path: Path) -> None:
     for name in ("nodes", "iterable"):  # split by rank (and by worker for the iterable)
         assert union(name) == sorted(files), name
         assert sorted(len(r[name]["keys"]) for r in ranks) == [4, 5], name
+    # 9 items, batches of 2: 5 items (3 batches) on one rank, 4 (2 batches) on the other - under
+    # DDP the rank with the third batch would wait for ever; drop_last=True evens them out
+    assert sorted(r["nodes"]["batches"] for r in ranks) == [2, 3]
+    assert [r["nodes_drop_last"]["steps"] for r in ranks] == [2, 2]
+    even = [k for r in ranks for k in r["nodes_drop_last"]["keys"]]
+    assert len(even) == len(set(even)) == 8 and set(even) < set(files)
+
+
+def test_split_sampler_drop_last_evens_the_ranks() -> None:
+    def shares(epoch: int) -> list[list[int]]:
+        out = []
+        for rank in range(3):
+            sampler = SplitSampler(
+                10, shuffle=True, seed=1, rank=rank, world_size=3, drop_last=True
+            )
+            sampler.set_epoch(epoch)
+            assert len(sampler) == 3
+            out.append(list(sampler))
+        return out
+
+    left_out = []
+    for epoch in range(4):
+        ranks = shares(epoch)
+        flat = [i for r in ranks for i in r]
+        assert [len(r) for r in ranks] == [3, 3, 3] and len(set(flat)) == 9  # no repeats
+        left_out += sorted(set(range(10)) - set(flat))
+    assert len(set(left_out)) > 1  # shuffled: a different item is left out across epochs
+    assert [len(SplitSampler(10, rank=r, world_size=3)) for r in range(3)] == [4, 3, 3]
 
 
 def test_ddp_example_keeps_front_end_identical_across_ranks(tmp_path: Path) -> None:

@@ -44,12 +44,18 @@ class SplitSampler(Sampler[int]):
     the epoch (:meth:`set_epoch`, which ``torchdata.nodes.SamplerWrapper`` calls), so a resumed
     run replays it exactly.
 
+    Ranks that differ by one item may differ by one batch, and under DDP a rank with a batch more
+    would wait for ever in the gradient all-reduce: for training pass ``drop_last=True``, which
+    leaves out the epoch's last ``n % world_size`` positions (other items each epoch when
+    shuffled) so that every rank gets ``n // world_size`` items.
+
     Args:
         n: number of items.
         shuffle: a new permutation per epoch.
         seed: the permutation seed.
         rank, world_size: this rank and the number of ranks (default: torch.distributed's, or 0
             and 1).
+        drop_last: give every rank the same number of items, ``n // world_size``.
     """
 
     def __init__(
@@ -60,6 +66,7 @@ class SplitSampler(Sampler[int]):
         seed: int = 0,
         rank: int | None = None,
         world_size: int | None = None,
+        drop_last: bool = False,
     ) -> None:
         self.n = check_non_negative_int("n", n)
         default_rank, default_world, _, _ = worker_info()
@@ -71,6 +78,7 @@ class SplitSampler(Sampler[int]):
             raise ValueError(f"rank must be < world_size={self.world_size}, got {self.rank}")
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
+        self.drop_last = bool(drop_last)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -83,9 +91,14 @@ class SplitSampler(Sampler[int]):
         return torch.randperm(self.n, generator=generator).tolist()
 
     def __iter__(self) -> Any:
-        return iter(self._order()[self.rank :: self.world_size])
+        order = self._order()
+        if self.drop_last:  # the same number of items on every rank
+            order = order[: self.n - self.n % self.world_size]
+        return iter(order[self.rank :: self.world_size])
 
     def __len__(self) -> int:
+        if self.drop_last:
+            return self.n // self.world_size
         return len(range(self.rank, self.n, self.world_size))
 
 
@@ -132,7 +145,9 @@ def audio_nodes(
         shuffle: shuffle every epoch (a new order per epoch, the same for the same ``seed``).
         seed: the shuffling seed.
         sampler: a sampler of indices instead (``shuffle`` / ``seed`` are then unused). The
-            default is a :class:`SplitSampler` (this rank's share; one rank: all items).
+            default is a :class:`SplitSampler` (this rank's share; one rank: all items); for DDP
+            training pass ``SplitSampler(len(dataset), shuffle=..., drop_last=True)`` so that
+            every rank runs the same number of steps.
         drop_last: drop the last, smaller batch.
         num_workers: processes (or threads) that load batches; 0 loads in the caller.
         method: ``"process"`` or ``"thread"``.

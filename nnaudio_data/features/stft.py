@@ -91,14 +91,15 @@ def _resolve_backend(backend: str, fft_possible: bool, why_not: str) -> bool:
 def _frames(
     x: torch.Tensor, n_fft: int, hop_length: int, center: bool, pad_mode: str
 ) -> torch.Tensor:
-    """``(rows, n_fft, frames)`` contiguous frames of the (centre-padded) ``(rows, time)`` signal."""
+    """``(rows * frames, n_fft)`` contiguous frames of the (centre-padded) ``(rows, time)``
+    signal, row ``r * frames + t`` being frame ``t`` of row ``r``."""
     if center:
         x = center_pad(x, n_fft // 2, pad_mode)
     if x.shape[-1] < n_fft:
         raise ValueError(
             f"input has {x.shape[-1]} samples but center=False needs at least n_fft={n_fft}"
         )
-    return x.unfold(-1, n_fft, hop_length).contiguous().transpose(1, 2)
+    return x.unfold(-1, n_fft, hop_length).reshape(-1, n_fft)
 
 
 def _overlap_add(frames: torch.Tensor, hop_length: int) -> torch.Tensor:
@@ -366,11 +367,20 @@ class STFT(Transform):
         return frame_lengths(lengths, self.n_fft, self.hop_length, self.center)
 
     def _conv_spec(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(sum x cos, sum x sin)`` per frame, each ``(rows, freq_bins, frames)``."""
+        """``(sum x cos, sum x sin)`` per frame, each ``(rows, freq_bins, frames)``.
+
+        One matrix product per kernel over all frames of all rows, ``(freq_bins, n_fft) @
+        (n_fft, rows * frames)``: one large GEMM (forward and, for the kernel gradient, backward)
+        instead of a batch of small ones. The results are ``(rows, freq_bins, frames)`` views of
+        ``(freq_bins, rows, frames)`` storage."""
         frames = _frames(x, self.n_fft, self.hop_length, self.center, self.pad_mode)
+        rows = x.shape[0]
+        n_frames = frames.shape[0] // rows
         wcos = self.wcos.squeeze(1).to(x.dtype)
         wsin = self.wsin.squeeze(1).to(x.dtype)
-        return torch.matmul(wcos, frames), torch.matmul(wsin, frames)
+        re = torch.matmul(wcos, frames.t()).view(-1, rows, n_frames).transpose(0, 1)
+        s = torch.matmul(wsin, frames.t()).view(-1, rows, n_frames).transpose(0, 1)
+        return re, s
 
     def _fft_kwargs(self, x: torch.Tensor) -> dict[str, Any]:
         return {
@@ -418,7 +428,7 @@ class STFT(Transform):
             out = torch.stack((re, im), -1) if fmt == "Complex" else torch.atan2(im + 0.0, re)
         if not check_bool("onesided", onesided):
             out = self._two_sided(out, fmt)
-        return unflatten(out, lead)
+        return unflatten(out.contiguous(), lead)
 
     def _two_sided(self, out: torch.Tensor, fmt: str) -> torch.Tensor:
         if self.freq_scale != "no" or self.freq_bins != self.n_fft // 2 + 1:

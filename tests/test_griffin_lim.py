@@ -156,3 +156,14 @@ def test_bad_inputs_raise() -> None:
         gl(torch.rand(1, 33, 5, dtype=torch.complex64))
     with pytest.raises(ValueError, match="length"):
         gl(torch.rand(1, 33, 5), length=-3)
+
+
+def test_nnaudio_griffin_lim_fails_on_torch_2_where_ours_runs() -> None:
+    """nnAudio 0.3.4 passes a real (..., 2) tensor to torch.istft, which torch 2 refuses; the
+    same call here returns a waveform of the right length."""
+    import nnAudio.features as nnaudio
+
+    S = torch.rand(1, 33, 10)
+    with pytest.raises(RuntimeError, match="complex"):
+        nnaudio.Griffin_Lim(64, n_iter=2)(S)
+    assert Griffin_Lim(64, n_iter=2)(S).shape == (1, 16 * 9)

@@ -5,7 +5,10 @@
   :class:`MelSpectrogram`, :class:`MFCC` (:mod:`~nnaudio_data.features.mel`),
   :class:`Griffin_Lim` (:mod:`~nnaudio_data.features.griffin_lim`).
 * Constant-Q family (:mod:`~nnaudio_data.features.cqt`): :class:`CQT1992v2` (alias :data:`CQT`),
-  :class:`CQT2010v2`, :class:`CQT1992`, :class:`CQT2010`, :class:`VQT`.
+  :class:`CQT2010v2`, :class:`CQT1992`, :class:`CQT2010`, :class:`VQT`, and the inverse
+  :class:`iCQT` (not in nnAudio 0.3.4).
+* :class:`Gammatonegram` (:mod:`~nnaudio_data.features.gammatone`), :class:`CFP` and its long
+  name :class:`Combined_Frequency_Periodicity` (:mod:`~nnaudio_data.features.cfp`).
 
 Every transform accepts ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` and
 ``(batch, channels, time)`` input, maps valid sample lengths to frame lengths with
@@ -13,12 +16,15 @@ Every transform accepts ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` and
 ``nn.Parameter``s, and records its configuration (``get_config()``).
 """
 
-from nnaudio_data.features.cqt import CQT, CQT1992, CQT2010, VQT, CQT1992v2, CQT2010v2
+from nnaudio_data.features.cfp import CFP, Combined_Frequency_Periodicity
+from nnaudio_data.features.cqt import CQT, CQT1992, CQT2010, VQT, CQT1992v2, CQT2010v2, iCQT
+from nnaudio_data.features.gammatone import Gammatonegram
 from nnaudio_data.features.griffin_lim import Griffin_Lim
 from nnaudio_data.features.mel import MFCC, MelSpectrogram
 from nnaudio_data.features.stft import STFT, iSTFT
 
 __all__ = [
+    "CFP",
     "CQT",
     "CQT1992",
     "CQT2010",
@@ -27,7 +33,10 @@ __all__ = [
     "VQT",
     "CQT1992v2",
     "CQT2010v2",
+    "Combined_Frequency_Periodicity",
+    "Gammatonegram",
     "Griffin_Lim",
     "MelSpectrogram",
+    "iCQT",
     "iSTFT",
 ]

@@ -215,3 +215,17 @@ def test_resolve_inputs(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CliError, match="holds no audio file"):
         resolve_inputs([str(tmp_path / "empty")])
+
+
+def test_run_on_each_device(device, capsys):
+    # cpu: the recipe runs in the 2 workers; cuda: workers pad, the device stage computes on the GPU
+    words = str(data.DATA_DIR / "word-*.flac")
+    summary = run_json(capsys, words, "--device", device, "--workers", "2", "--batch-size", "8")
+    speech = data.files("speech")
+    assert summary["device"] == device
+    assert summary["output"]["device"].startswith(device)
+    assert summary["clips"] == len(speech) == 40 and summary["batches"] == 5
+    hop = recipe_toml("log-mel-80")["transforms"][0]["hop_length"]
+    frames = [1 + sf.info(str(p)).frames // hop for p in speech]  # 16 kHz files: no resampling
+    assert summary["output"]["frames_max"] == max(frames)
+    assert summary["output"]["frames_min"] == min(frames)

@@ -123,12 +123,14 @@ def _basis(
 ) -> tuple[np.ndarray, np.ndarray]:
     n = np.arange(n_fft)
     if freq_scale == "no":
-        # exact integer phase reduction: k n mod n_fft
-        phase = np.outer(np.arange(freq_bins), n) % n_fft * (2 * np.pi / n_fft)
-    else:
-        bins = _fourier_bins(n_fft, freq_bins, freq_scale, fmin, fmax, sr)
-        cycles = np.outer(bins, n / n_fft)
-        phase = (cycles - np.floor(cycles)) * (2 * np.pi)
+        # exact integer phase reduction k n mod n_fft, then a lookup in one period's table
+        idx = np.outer(np.arange(freq_bins), n)
+        idx %= n_fft
+        angle = n * (2 * np.pi / n_fft)
+        return _readonly(np.cos(angle)[idx]), _readonly(np.sin(angle)[idx])
+    bins = _fourier_bins(n_fft, freq_bins, freq_scale, fmin, fmax, sr)
+    cycles = np.outer(bins, n / n_fft)
+    phase = (cycles - np.floor(cycles)) * (2 * np.pi)
     return _readonly(np.cos(phase)), _readonly(np.sin(phase))
 
 

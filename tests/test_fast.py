@@ -160,24 +160,56 @@ def test_compile_matches_eager(signals: np.ndarray) -> None:
     torch.testing.assert_close(compiled(x), f(x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("block", [2**12, 2**14, 2**20])
-@pytest.mark.parametrize("power", [1.0, 2.0, 0.3])
+@pytest.mark.parametrize("power", [1.0, 2.0])
 def test_cache_blocks_match_torch_stft(
-    signals: np.ndarray, monkeypatch: pytest.MonkeyPatch, block: int, power: float
+    signals: np.ndarray, monkeypatch: pytest.MonkeyPatch, threads: int, block: int, power: float
 ) -> None:
-    # blocks of 16 and 64 frames (ranges within a row, the last one short) and of whole rows
+    # blocks of 16 and 64 frames (ranges within a row, the last one short) and of whole rows,
+    # with the block sizes one thread and several threads use
     monkeypatch.setattr(_fast, "_SERIAL_BLOCK_ELEMENTS", block)
-    monkeypatch.setattr(_fast, "_MIN_BLOCK_ELEMENTS", block)
     monkeypatch.setattr(_fast, "_MAX_BLOCK_ELEMENTS", block)
     x = torch.as_tensor(np.concatenate([signals, signals[:, ::-1]]), dtype=torch.float32)
     w = torch.hann_window(256)
     ref = torch.stft(x, 256, 100, window=w, center=True, pad_mode="reflect", return_complex=True)
     kw = dict(n_fft=256, hop_length=100, window=w, center=True, pad_mode="reflect")
-    with torch.no_grad():
-        spec = stft_fft(x, **kw)  # type: ignore[arg-type]
-        mag = stft_fft_power(x, power=power, **kw)  # type: ignore[arg-type]
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            spec = stft_fft(x, **kw)  # type: ignore[arg-type]
+            mag = stft_fft_power(x, power=power, **kw)  # type: ignore[arg-type]
+    finally:
+        torch.set_num_threads(before)
     assert rel_err(spec, ref) <= TOL32
     assert rel_err(mag, ref.abs() ** power) <= TOL32
+
+
+@pytest.mark.parametrize(
+    ("rows", "frames", "n_fft", "threads", "expected"),
+    [
+        # 16 x 4 s at 22.05 kHz, n_fft 2048: 2 blocks of 8 rows (11.3 MiB) with 2 threads ...
+        (16, 173, 2048, 2, [(8, 173)] * 2),
+        # ... 16 blocks of one row (256 frames at most) with one thread
+        (16, 173, 2048, 1, [(1, 173)] * 16),
+        # 44.1 kHz: 4 blocks of 4 rows (5 rows fit in 16 MiB, 4 equal blocks instead of 5+5+5+1)
+        (16, 345, 2048, 2, [(4, 345)] * 4),
+        # one long row: 3000 frames in 2 equal ranges of 1500 (2048 fit)
+        (1, 3000, 2048, 2, [(1, 1500)] * 2),
+    ],
+)
+def test_block_sizes(
+    rows: int, frames: int, n_fft: int, threads: int, expected: list[tuple[int, int]]
+) -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        blocks = list(_fast._blocks(rows, frames, n_fft))
+    finally:
+        torch.set_num_threads(before)
+    sizes = [(len(range(rows)[rs]), len(range(frames)[fs])) for rs, fs in blocks]
+    assert sizes == expected
 
 
 @pytest.mark.parametrize("power", [1.0, 2.0, 1.5])

@@ -25,15 +25,15 @@ __all__ = ["stft_fft", "stft_fft_power"]
 
 # Samples of windowed frames per block. Measured on a 2-core AVX-512 VM, 16 x 4 s, n_fft 2048:
 # - 1 thread, CPU time: blocks of 64 to 512 frames took 15-17 ms at 22.05 kHz and 30-33 ms at
-#   44.1 kHz, the whole batch at once 21-25 / 70 ms, torch.stft(...).abs() 57 / 121 ms. One thread
-#   (e.g. in DataLoader workers) takes blocks of 2**19 samples (2 MiB, 256 frames at n_fft 2048).
-# - 2 threads: blocks of 512 frames and 4 blocks per batch gave the same best times, but each block
-#   is a few multi-threaded ops, and on a loaded machine each parallel region waits for a
-#   descheduled thread: 4 blocks had half the median time of 512-frame blocks under load. With
-#   several threads the batch goes in about _BLOCKS blocks of 2**20 to 2**22 samples (4-16 MiB).
-_BLOCKS = 4
+#   44.1 kHz, 2048-frame blocks 18-20 / 45-59 ms, the whole batch at once 21-25 / 70 ms,
+#   torch.stft(...).abs() 57 / 121 ms. One thread (e.g. in DataLoader workers) takes blocks of
+#   2**19 samples (2 MiB, 256 frames at n_fft 2048).
+# - 2 threads: each block is a few multi-threaded ops, and on a loaded machine every parallel region
+#   waits for a descheduled thread: with the load average at 4-7, 8 blocks per batch took 1.4-1.9x
+#   torch.stft's time, 4 blocks 0.9-1.3x, 2 blocks 0.54-0.84x. So several threads take as few
+#   blocks as keep each under 2**22 samples (16 MiB; its spectrum too stays under glibc's 32 MiB
+#   threshold, so no page faults). The whole batch at 44.1 kHz (45 MiB temporaries) was slower.
 _SERIAL_BLOCK_ELEMENTS = 2**19
-_MIN_BLOCK_ELEMENTS = 2**20
 _MAX_BLOCK_ELEMENTS = 2**22
 
 
@@ -58,23 +58,27 @@ def _blocked(x: torch.Tensor, window: torch.Tensor) -> bool:
 
 
 def _blocks(rows: int, frames: int, n_fft: int) -> Iterator[tuple[slice, slice]]:
-    """``(row slice, frame slice)`` pairs covering ``rows x frames`` in blocks (sizes above):
-    several whole rows when rows are short, otherwise frame ranges of one row. Either way an
-    output block ``out[rs, fs]`` of a contiguous ``(rows, frames, F)`` is contiguous."""
-    if torch.get_num_threads() == 1:
-        elements = _SERIAL_BLOCK_ELEMENTS
-    else:
-        elements = rows * frames * n_fft // _BLOCKS
-        elements = min(max(elements, _MIN_BLOCK_ELEMENTS), _MAX_BLOCK_ELEMENTS)
-    per_block = max(1, elements // n_fft)
-    if frames <= per_block:
-        step = max(1, per_block // frames)
+    """``(row slice, frame slice)`` pairs covering ``rows x frames`` in the fewest blocks within
+    the size limit above, as equal as possible: groups of whole rows when a row fits, otherwise
+    frame ranges of one row. Either way an output block ``out[rs, fs]`` of a contiguous
+    ``(rows, frames, F)`` is contiguous."""
+    limit = _SERIAL_BLOCK_ELEMENTS if torch.get_num_threads() == 1 else _MAX_BLOCK_ELEMENTS
+    max_frames = max(1, limit // n_fft)
+    if frames <= max_frames:
+        step = _even_step(rows, max_frames // frames)
         for i in range(0, rows, step):
             yield slice(i, i + step), slice(0, frames)
     else:
+        step = _even_step(frames, max_frames)
         for i in range(rows):
-            for j in range(0, frames, per_block):
-                yield slice(i, i + 1), slice(j, j + per_block)
+            for j in range(0, frames, step):
+                yield slice(i, i + 1), slice(j, j + step)
+
+
+def _even_step(n: int, most: int) -> int:
+    """Step that cuts ``n`` into the fewest pieces of at most ``most``, as equal as possible."""
+    pieces = -(-n // most)
+    return -(-n // pieces)
 
 
 def stft_fft(

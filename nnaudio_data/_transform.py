@@ -39,6 +39,8 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, Transform):
         return value.get_config()
+    if getattr(value, "ndim", 0) and hasattr(value, "tolist"):  # numpy / torch arrays
+        return value.tolist()
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
         return value.item()
     return value

@@ -130,3 +130,15 @@ def test_batches_move_and_mask() -> None:
     assert spec.mask.tolist() == [[True, False, False], [True, True, True]]
     with pytest.raises(ValueError, match="batch size"):
         WaveBatch(audio=torch.zeros(3, 5), lengths=torch.tensor([1, 2]), sample_rate=8000)
+
+
+def test_array_arguments_are_recorded_as_lists() -> None:
+    from nnaudio_data.features import STFT
+
+    window = np.hanning(256)
+    stft = STFT(n_fft=256, window=window, output_format="Magnitude")
+    config = stft.get_config()
+    assert config["window"] == window.tolist()
+    rebuilt = Transform.from_config(config)
+    x = torch.randn(2, 2048)
+    torch.testing.assert_close(rebuilt(x), stft(x))

@@ -7,7 +7,9 @@ under ``FaultPolicy("skip")`` with ``sample_rate=SR, mono=True, resample=False``
 what the input is, not from what the code does:
 
 * unreadable bytes (corrupt, truncated, an unsupported codec) -> ``decode_error``;
-* no samples -> ``empty``; NaN or Inf anywhere -> ``non_finite``; another rate -> ``sample_rate``;
+* no samples -> ``empty``; NaN or Inf anywhere -> ``non_finite``; another rate -> ``sample_rate``
+  (and, even with ``resample=True``, a rate whose ratio to ``sr`` does not reduce to small
+  integers, as a corrupt header may claim);
 * silence, stereo and 6-channel audio, 8/16/32-bit integer PCM, float64, clips shorter than
   ``n_fft`` (but long enough for its centre padding), a 10-minute clip: valid data, delivered.
 
@@ -27,6 +29,7 @@ import soundfile as sf
 
 __all__ = [
     "LONG_SECONDS",
+    "ODD_RATE",
     "SR",
     "Case",
     "cases",
@@ -39,6 +42,7 @@ __all__ = [
 
 SR = 8000  # the fault matrix runs at 8 kHz: the 10-minute clip is then 4.8 M samples
 LONG_SECONDS = 600
+ODD_RATE = 44101  # coprime with 8000 and 22050: an exact polyphase resampler would need GBs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,8 +79,10 @@ def _wav_with_format_tag(tag: int, sr: int, n_bytes: int = 400) -> bytes:
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
-def cases(sr: int = SR, *, long: bool = True) -> list[Case]:
-    """Every bad or unusual input, at rate ``sr`` (the wrong-rate one at ``2.75 * sr``)."""
+def cases(sr: int = SR, *, long: bool = True, short: int = 300) -> list[Case]:
+    """Every bad or unusual input, at rate ``sr`` (the wrong-rate one at ``2.75 * sr``); the
+    ``short`` clip has ``short`` samples: fewer than the transform's ``n_fft``, more than its
+    centre padding ``n_fft // 2`` (300 for the tests' ``n_fft=512``)."""
     good = _encode(_noise(3000, seed=1), sr, "WAV", "PCM_16")
     non_finite = _noise(2000, seed=2).astype(np.float32)
     nan, inf = non_finite.copy(), non_finite.copy()
@@ -138,6 +144,13 @@ def cases(sr: int = SR, *, long: bool = True) -> list[Case]:
             f"int16 WAV at {wrong_sr} Hz",
         ),
         Case(
+            "odd-rate",
+            _encode(_noise(4410, seed=12), ODD_RATE, "WAV", "PCM_16"),
+            "wav",
+            "sample_rate",
+            f"int16 WAV whose header says {ODD_RATE} Hz: too costly to resample to sr",
+        ),
+        Case(
             "stereo",
             _encode(_noise(2200, 2, seed=5), sr, "WAV", "PCM_16"),
             "wav",
@@ -177,10 +190,10 @@ def cases(sr: int = SR, *, long: bool = True) -> list[Case]:
         ),
         Case(
             "short",
-            _encode(_noise(300, seed=11), sr, "WAV", "PCM_16"),
+            _encode(_noise(short, seed=11), sr, "WAV", "PCM_16"),
             "wav",
             None,
-            "300 samples: shorter than n_fft=512, longer than its centre padding (256)",
+            f"{short} samples: fewer than n_fft, more than its centre padding n_fft // 2",
         ),
     ]
     if long:

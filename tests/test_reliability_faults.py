@@ -309,9 +309,11 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_skips_counts_and_raises(tmp_path: Path) -> None:
     rate = 22050  # the stft-1024 recipe's rate; the wrong-rate clip is at 2.75x that
-    cases = _faults.cases(rate)
+    cases = _faults.cases(rate, short=600)  # the recipe's n_fft is 1024: 512 < 600 < 1024
     _faults.write_files(tmp_path / "in", cases)
-    proc = _run_cli(str(tmp_path / "in"), "--no-resample", "--json", "--batch-size", "2", "-q")
+    # resampling on (the default): the two clips at other rates (60637 and 44101 Hz, both
+    # coprime with 22050) are refused as too costly to resample, not resampled into an OOM kill
+    proc = _run_cli(str(tmp_path / "in"), "--json", "--batch-size", "2", "-q")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["clips"] == len(_faults.expected_keys(cases))
@@ -322,7 +324,7 @@ def test_cli_skips_counts_and_raises(tmp_path: Path) -> None:
     assert summary["output"]["frames_max"] == 1 + _faults.LONG_SECONDS * rate // 256
     for c in cases:  # each skip is logged on stderr, naming the file
         assert (f"{c.key}.{c.ext}" in proc.stderr) == (c.reason is not None), c.key
-    strict = _run_cli(str(tmp_path / "in"), "--no-resample", "--on-error", "raise", "-q")
+    strict = _run_cli(str(tmp_path / "in"), "--on-error", "raise", "-q")
     assert strict.returncode == 1 and strict.stdout == ""
     assert "corrupt-flac.flac" in strict.stderr  # the first bad file in sorted order, by name
 
@@ -376,3 +378,23 @@ def test_skipping_never_sleeps(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert counter.total == sum(_faults.expected_counts(small).values()) + 2
     assert sum(batch.skipped.values()) == sum(_faults.expected_counts(small).values())
     assert slept == []  # 9 skips, no sleep
+
+
+def test_resampling_refuses_ratios_that_would_exhaust_memory(
+    cases: list[Case], files: dict[str, str]
+) -> None:
+    by_key = {c.key: c for c in cases}
+    keys = ["good-a", "wrong-rate", "odd-rate", "stereo"]
+    collate = WaveCollate(sample_rate=SR, resample=True, mono=True, policy="skip")
+    loader = DataLoader([files[k] for k in keys], batch_size=4, collate_fn=collate, **FORK)
+    counter = SkipCounter()
+    (batch,) = list(counter.wrap(loader))
+    # 22000 Hz reduces to 4/11 of 8000 Hz: resampled to ceil(2750 * 4 / 11) samples; 44101 Hz
+    # reduces to 8000/44101 (3.5e8 filter coefficients): refused, counted, the worker alive
+    assert [_stem(k) for k in batch.keys] == ["good-a", "wrong-rate", "stereo"]
+    assert batch.lengths.tolist() == [3000, 1000, 2200]
+    assert counter.counts == {"sample_rate": 1} and counter.samples + counter.total == 4
+    with pytest.raises(SampleError, match=r"odd-rate\.wav.*44101 Hz to 8000 Hz") as info:
+        WaveCollate(sample_rate=SR, resample=True)([files["odd-rate"]])
+    assert info.value.reason == "sample_rate"
+    assert len(_faults.reference_audio(by_key["odd-rate"])) == 4410  # a valid file otherwise

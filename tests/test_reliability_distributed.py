@@ -1,6 +1,6 @@
-"""Two ranks (gloo, ``torch.multiprocessing.spawn``) x two DataLoader workers each: WebDataset shards
-split by node and worker, ``torchdata.nodes`` and the iterable wrapper split by rank, and DDP
-training with a trainable front end (``examples/ddp_train.py``).
+"""Two ranks (gloo, ``torch.multiprocessing.spawn``) x two DataLoader workers each: WebDataset
+shards split by node and worker, ``torchdata.nodes`` and the iterable wrapper split by rank, and
+DDP training with a trainable front end (``examples/ddp_train.py``).
 
 Every scenario runs in one spawn of two ranks (starting ranks is the costly part); each rank writes
 what it saw to a JSON file and the test process checks the union. A watchdog kills the ranks and

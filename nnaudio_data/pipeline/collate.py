@@ -39,10 +39,10 @@ Sample rates: with ``sample_rate=None`` every item must have the first item's ra
 ``ceil(n * R / rate)`` samples, as ``scipy.signal.resample_poly``). A rate whose ratio to ``R``
 reduces to ``up / down`` with ``up * down`` above :data:`MAX_RESAMPLE_TERMS` (e.g. a header that
 says 44101 Hz, to 22050 Hz: 22050 / 44101) is refused with reason ``sample_rate``: its polyphase
-filter would need gigabytes. Items that break a rule are :class:`~nnaudio_data.io.SampleError` s handled by the fault policy: raised (default) or
-skipped and counted in ``batch.skipped`` (reasons ``decode_error``, ``empty``, ``non_finite``,
-``sample_rate``, ``channels``, ``too_short`` - fewer samples than ``min_length``, e.g. the
-transform's ``n_fft``).
+filter would need gigabytes. Items that break a rule are :class:`~nnaudio_data.io.SampleError` s
+handled by the fault policy: raised (default) or skipped and counted in ``batch.skipped``
+(reasons ``decode_error``, ``empty``, ``non_finite``, ``sample_rate``, ``channels``,
+``too_short`` - fewer samples than ``min_length``, e.g. the transform's ``n_fft``).
 """
 
 from __future__ import annotations

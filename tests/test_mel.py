@@ -341,5 +341,5 @@ def test_bad_inputs_raise(cls: type) -> None:
     t = cls(n_fft=256, hop_length=64, n_mels=32)
     with pytest.raises(ValueError, match=r"shape \(1, 1, 1, 400\)"):
         t(torch.randn(1, 1, 1, 400))
-    with pytest.raises(ValueError, match=r"needs more than 128"):
-        t(torch.randn(100))
+    with pytest.raises(ValueError, match="0 samples"):
+        t(torch.randn(0))

@@ -330,10 +330,10 @@ def test_cli_skips_counts_and_raises(tmp_path: Path) -> None:
 
 
 def test_shorter_than_the_transform_needs(files: dict[str, str], tmp_path: Path) -> None:
-    stft = _stft()  # centre padding 'reflect': needs more than n_fft // 2 = 256 samples
+    stft = _stft()  # n_fft 512: a 100-sample clip gives 1 frame of a repeated reflection
     tiny = tmp_path / "tiny.wav"
     sf.write(tiny, np.full(100, 0.1), SR, subtype="PCM_16")
-    # min_length makes "too short for the transform" a fault of the sample, counted in the worker
+    # min_length makes "too short to be useful" a fault of the sample, counted in the worker
     collate = SpecCollate(stft, policy="skip", min_length=N_FFT // 2 + 1, **COLLATE)
     loader = DataLoader(
         [str(tiny), files["short"], str(tiny)], batch_size=1, collate_fn=collate, **FORK

@@ -1,4 +1,4 @@
-"""Parts every spectrogram transform shares: centre padding with a clear error for short inputs,
+"""Parts every spectrogram transform shares: padding (numpy's rules, for any input length),
 kernels held as trainable parameters or as non-persistent buffers, a magnitude whose gradient is
 finite at zero, and small parameter checks."""
 
@@ -18,6 +18,7 @@ __all__ = [
     "check_bool",
     "compute_dtype",
     "magnitude_power",
+    "pad_signal",
     "register_kernel",
     "safe_magnitude",
 ]
@@ -25,24 +26,39 @@ __all__ = [
 PAD_MODES = ("reflect", "constant", "replicate", "circular")
 
 
-def center_pad(x: torch.Tensor, pad: int, pad_mode: str) -> torch.Tensor:
-    """Pad the last axis of ``(rows, time)`` by ``pad`` samples on both sides.
+def pad_signal(x: torch.Tensor, left: int, right: int, pad_mode: str) -> torch.Tensor:
+    """Pad the last axis of ``(rows, time)`` by ``left`` and ``right`` samples.
 
-    ``'reflect'`` needs more than ``pad`` samples; a shorter input is a ``ValueError`` that says
-    how long it must be (use ``pad_mode='constant'`` for very short clips).
+    ``'reflect'``, ``'replicate'`` and ``'circular'`` work for any input length: when the input is
+    shorter than the padding, the reflection repeats, exactly as ``numpy.pad`` (which librosa uses)
+    does, so a clip shorter than ``n_fft // 2`` gives librosa's numbers instead of an error. A
+    0-sample input is a ``ValueError``.
     """
     check_choice("pad_mode", pad_mode, PAD_MODES)
-    if pad == 0:
-        return x
     n = x.shape[-1]
-    if pad_mode in ("reflect", "circular") and n <= pad:
-        raise ValueError(
-            f"input has {n} samples but pad_mode={pad_mode!r} with center=True needs more than "
-            f"{pad} (n_fft // 2); pad the input or use pad_mode='constant'"
-        )
+    if n == 0:
+        raise ValueError("input has 0 samples; a spectrogram needs at least one")
+    if left == 0 and right == 0:
+        return x
     if pad_mode == "constant":
-        return F.pad(x, (pad, pad))
-    return F.pad(x.unsqueeze(1), (pad, pad), mode=pad_mode).squeeze(1)
+        return F.pad(x, (left, right))
+    if n > max(left, right):  # the common case: one reflection is enough
+        return F.pad(x.unsqueeze(1), (left, right), mode=pad_mode).squeeze(1)
+    idx = torch.arange(-left, n + right, device=x.device)
+    if pad_mode == "reflect":
+        period = max(2 * (n - 1), 1)
+        idx = idx.remainder(period)
+        idx = torch.where(idx >= n, period - idx, idx)
+    elif pad_mode == "replicate":
+        idx = idx.clamp(0, n - 1)
+    else:  # circular
+        idx = idx.remainder(n)
+    return x[..., idx]
+
+
+def center_pad(x: torch.Tensor, pad: int, pad_mode: str) -> torch.Tensor:
+    """:func:`pad_signal` with ``pad`` samples on both sides (``center=True`` framing)."""
+    return pad_signal(x, pad, pad, pad_mode)
 
 
 def register_kernel(module: nn.Module, name: str, kernel: torch.Tensor, trainable: bool) -> None:

@@ -377,8 +377,12 @@ def _run(args: argparse.Namespace) -> int:
                 break
     elapsed = time.perf_counter() - start
 
-    if args.png is not None and first is not None:
-        write_png(first, args.png, title=f"{recipe.name}: first batch")
+    png = args.png
+    if png is not None and first is None:
+        print(f"nnaudio-data: no clip made it through; {png} not written", file=sys.stderr)
+        png = None
+    elif png is not None:
+        write_png(first, png, title=f"{recipe.name}: first batch")
     settings = {
         "device": args.device,
         "batch_size": args.batch_size,
@@ -390,7 +394,7 @@ def _run(args: argparse.Namespace) -> int:
             "shards": len(inputs.shards),
             "default": inputs.default,
         },
-        "png": None if args.png is None else str(args.png),
+        "png": None if png is None else str(png),
     }
     summary = summary_dict(
         stats, elapsed, recipe=recipe.name, sample_rate=sample_rate, settings=settings

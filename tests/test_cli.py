@@ -229,3 +229,16 @@ def test_run_on_each_device(device, capsys):
     frames = [1 + sf.info(str(p)).frames // hop for p in speech]  # 16 kHz files: no resampling
     assert summary["output"]["frames_max"] == max(frames)
     assert summary["output"]["frames_min"] == min(frames)
+
+
+def test_folder_with_no_usable_clip(tmp_path, capsys):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "a.wav").write_bytes(b"not audio at all" * 8)
+    (folder / "b.flac").write_bytes(b"fLaC" + b"\x00" * 40)
+    png = tmp_path / "never.png"
+    summary = run_json(capsys, str(folder), "--png", str(png), "--batch-size", "1")
+    assert summary["clips"] == 0 and summary["batches"] == 0
+    assert summary["skipped"] == {"decode_error": 2}
+    assert summary["png"] is None and not png.exists()
+    assert summary["output"]["first_batch_shape"] is None

@@ -222,3 +222,11 @@ def test_gradient_path_equals_blocked_path(signals: np.ndarray, power: float) ->
     whole = stft_fft_power(x.clone().requires_grad_(True), **kw)  # type: ignore[arg-type]
     assert whole.requires_grad and not blocked.requires_grad
     torch.testing.assert_close(whole.detach(), blocked, rtol=1e-5, atol=1e-5)
+
+
+def test_empty_batch() -> None:
+    w = torch.hann_window(256)
+    kw = dict(n_fft=256, hop_length=64, window=w, center=True, pad_mode="reflect")
+    assert stft_fft(torch.zeros(0, 1000), **kw).shape == (0, 129, 16)  # type: ignore[arg-type]
+    mag = stft_fft_power(torch.zeros(0, 1000), power=1.0, **kw)  # type: ignore[arg-type]
+    assert mag.shape == (0, 129, 16)

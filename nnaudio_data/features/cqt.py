@@ -96,9 +96,8 @@ def _conv_response(
     x: torch.Tensor, real: torch.Tensor, imag: torch.Tensor, hop: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``sum_n x[t*hop + n] * conj(k[n])`` for kernels ``(K, 1, W)``: real and imaginary parts."""
-    k = real.shape[0]
-    out = F.conv1d(x.unsqueeze(1), torch.cat((real, imag)).to(x.dtype), stride=hop)
-    return out[:, :k], -out[:, k:]
+    x = x.unsqueeze(1)
+    return F.conv1d(x, real.to(x.dtype), stride=hop), -F.conv1d(x, imag.to(x.dtype), stride=hop)
 
 
 class CQT1992v2(_ConstantQ):
@@ -187,6 +186,12 @@ class CQT1992v2(_ConstantQ):
         self.register_buffer(
             "lengths", torch.tensor(np.array(lengths), dtype=kdtype), persistent=False
         )
+        #: frozen kernels keep only the columns some wavelet touches (from this offset)
+        self._kernel_offset = 0
+        if not self.trainable:
+            touched = np.flatnonzero(np.abs(kernels).max(0) > 0)
+            self._kernel_offset = int(touched[0])
+            kernels = kernels[:, touched[0] : touched[-1] + 1]
         _kernel_pair(self, "", kernels, self.trainable, kdtype)
         self._plans = _PlanCache()
 
@@ -213,21 +218,27 @@ class CQT1992v2(_ConstantQ):
         return self.backend == "fft" or (self.backend == "auto" and not self.trainable)
 
     def _response(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        xp = self._padded(x)
         real_k: torch.Tensor = self.cqt_kernels_real  # type: ignore[assignment]
         imag_k: torch.Tensor = self.cqt_kernels_imag  # type: ignore[assignment]
         if not self.uses_fft_path:
-            return _conv_response(xp, real_k, imag_k, self.hop_length)
+            xp = self._padded(x)
+            n_frames = 1 + (xp.shape[-1] - self.kernel_width) // self.hop_length
+            re, im = _conv_response(xp[:, self._kernel_offset :], real_k, imag_k, self.hop_length)
+            return re[..., :n_frames], im[..., :n_frames]
+        padded = x.shape[-1] + 2 * (self.kernel_width // 2) if self.center else x.shape[-1]
+        if padded < self.kernel_width:
+            self._padded(x)  # raises the error for center=False
 
         def build() -> Any:
-            k = real_k[:, 0].detach().double().cpu().numpy()
-            k = k + 1j * imag_k[:, 0].detach().double().cpu().numpy()
-            return make_fold_plan(
-                k, xp.shape[-1], self.hop_length, device=xp.device, dtype=xp.dtype
-            )
+            k = np.zeros((self.n_bins, self.kernel_width), dtype=np.complex128)
+            cols = slice(self._kernel_offset, self._kernel_offset + real_k.shape[-1])
+            k[:, cols] = real_k[:, 0].detach().double().cpu().numpy()
+            k[:, cols] += 1j * imag_k[:, 0].detach().double().cpu().numpy()
+            return make_fold_plan(k, padded, self.hop_length, device=x.device, dtype=x.dtype)
 
-        plan = self._plans.get((xp.shape[-1], xp.device, xp.dtype), build)
-        return apply_fold_plan(xp, plan)
+        plan = self._plans.get((padded, x.device, x.dtype), build)
+        left = self.kernel_width // 2 if self.center else 0
+        return apply_fold_plan(x, plan, left, self.pad_mode)
 
 
 #: nnAudio's alias of :class:`CQT1992v2`
@@ -800,24 +811,33 @@ class iCQT(Transform):
         return (torch.as_tensor(lengths) - 1).clamp_min(0) * self.hop_length
 
     def _forward_op(self, xp: torch.Tensor) -> torch.Tensor:
+        """The CQT's real-linear operator on the padded signal: ``(rows, 2 * bins, frames)``."""
+        frames = 1 + (xp.shape[-1] - self.cqt.kernel_width) // self.hop_length
         re, im = _conv_response(
-            xp,
+            xp[:, self.cqt._kernel_offset :],
             self.cqt.cqt_kernels_real,  # type: ignore[arg-type]
             self.cqt.cqt_kernels_imag,  # type: ignore[arg-type]
             self.hop_length,
         )
-        return torch.cat((re, im), 1)
+        return torch.cat((re[..., :frames], im[..., :frames]), 1)
 
     def _adjoint(self, c: torch.Tensor) -> torch.Tensor:
+        """The transpose of :meth:`_forward_op`: ``(rows, (frames - 1) * hop + kernel_width)``."""
         k = c.shape[1] // 2
-        weight = torch.cat((self.cqt.cqt_kernels_real, self.cqt.cqt_kernels_imag)).to(c.dtype)  # type: ignore[arg-type]
+        real_k: torch.Tensor = self.cqt.cqt_kernels_real  # type: ignore[assignment]
+        imag_k: torch.Tensor = self.cqt.cqt_kernels_imag  # type: ignore[assignment]
+        weight = torch.cat((real_k, imag_k)).to(c.dtype)
         signed = torch.cat((c[:, :k], -c[:, k:]), 1)
-        return F.conv_transpose1d(signed, weight, stride=self.hop_length)[:, 0]
+        y = F.conv_transpose1d(signed, weight, stride=self.hop_length)[:, 0]
+        n_pad = (c.shape[-1] - 1) * self.hop_length + self.cqt.kernel_width
+        offset = self.cqt._kernel_offset
+        return F.pad(y, (offset, n_pad - offset - y.shape[-1]))
 
     def _preconditioner(self, n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         real_k: torch.Tensor = self.cqt.cqt_kernels_real  # type: ignore[assignment]
         imag_k: torch.Tensor = self.cqt.cqt_kernels_imag  # type: ignore[assignment]
         k = torch.complex(real_k[:, 0].detach(), imag_k[:, 0].detach()).to(device)
+        # (the trimmed frozen kernels' offset only shifts the phase: the power is the same)
         k = k.to(torch.complex128 if dtype == torch.float64 else torch.complex64)
         spec = torch.fft.fft(k, n=n)
         power = spec.abs().pow(2)

@@ -242,3 +242,47 @@ def test_folder_with_no_usable_clip(tmp_path, capsys):
     assert summary["skipped"] == {"decode_error": 2}
     assert summary["png"] is None and not png.exists()
     assert summary["output"]["first_batch_shape"] is None
+
+
+def _faulty_shards(tmp_path: Path) -> Path:
+    """shard-000: 2 good clips and one corrupt FLAC; shard-001: 3 clips, cut inside the third."""
+    import io
+    import tarfile
+
+    def add(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+
+    words = data.files("speech")[:5]
+    with tarfile.open(tmp_path / "shard-000.tar", "w") as tar:
+        for p in words[:2]:
+            add(tar, f"{p.stem}.flac", p.read_bytes())
+            add(tar, f"{p.stem}.cls", b"1")
+        add(tar, "broken.flac", b"fLaC" + b"\x01" * 500)
+        add(tar, "broken.cls", b"2")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for p in words[2:5]:
+            add(tar, f"{p.stem}.flac", p.read_bytes())
+            add(tar, f"{p.stem}.cls", b"1")
+    raw = buf.getvalue()
+    cut = raw.index(words[4].stem.encode()) + 512 + 1000  # inside the last FLAC's data
+    (tmp_path / "shard-001.tar").write_bytes(raw[:cut])
+    return tmp_path
+
+
+def test_faulty_shards_skip_and_raise(tmp_path, capsys):
+    folder = _faulty_shards(tmp_path)
+    pattern = str(folder / "shard-{000..001}.tar")
+    summary = run_json(capsys, pattern, "--on-error", "skip")
+    assert summary["clips"] == 4  # 2 + the 2 whole clips before the cut
+    assert summary["skipped"]["decode_error"] == 1
+    # the cut is reported as a stream error (webdataset may report it at the tar and url levels)
+    assert summary["skipped"]["stream_error"] >= 1
+    assert set(summary["skipped"]) == {"decode_error", "stream_error"}
+    status, out, err = run_in_process(
+        capsys, "run", "--json", str(folder / "shard-000.tar"), "--on-error", "raise"
+    )
+    assert status == 1 and out == ""
+    assert "sample 'broken'" in err and "shard-000.tar" in err

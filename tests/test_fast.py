@@ -168,8 +168,8 @@ def test_cache_blocks_match_torch_stft(
 ) -> None:
     # blocks of 16 and 64 frames (ranges within a row, the last one short) and of whole rows,
     # with the block sizes one thread and several threads use
-    monkeypatch.setattr(_fast, "_SERIAL_BLOCK_ELEMENTS", block)
-    monkeypatch.setattr(_fast, "_MAX_BLOCK_ELEMENTS", block)
+    monkeypatch.setattr(_fast, "_SERIAL_BLOCK_BYTES", 4 * block)
+    monkeypatch.setattr(_fast, "_MAX_BLOCK_BYTES", 4 * block)
     x = torch.as_tensor(np.concatenate([signals, signals[:, ::-1]]), dtype=torch.float32)
     w = torch.hann_window(256)
     ref = torch.stft(x, 256, 100, window=w, center=True, pad_mode="reflect", return_complex=True)
@@ -187,25 +187,34 @@ def test_cache_blocks_match_torch_stft(
 
 
 @pytest.mark.parametrize(
-    ("rows", "frames", "n_fft", "threads", "expected"),
+    ("rows", "frames", "n_fft", "itemsize", "threads", "expected"),
     [
-        # 16 x 4 s at 22.05 kHz, n_fft 2048: 2 blocks of 8 rows (11.3 MiB) with 2 threads ...
-        (16, 173, 2048, 2, [(8, 173)] * 2),
-        # ... 16 blocks of one row (256 frames at most) with one thread
-        (16, 173, 2048, 1, [(1, 173)] * 16),
-        # 44.1 kHz: 4 blocks of 4 rows (5 rows fit in 16 MiB, 4 equal blocks instead of 5+5+5+1)
-        (16, 345, 2048, 2, [(4, 345)] * 4),
-        # one long row: 3000 frames in 2 equal ranges of 1500 (2048 fit)
-        (1, 3000, 2048, 2, [(1, 1500)] * 2),
+        # 16 x 4 s at 22.05 kHz, n_fft 2048, float32: one block (22.7 MB) with 2 threads ...
+        (16, 173, 2048, 4, 2, [(16, 173)]),
+        # ... 16 blocks of one row (256 frames, 2 MiB at most) with one thread
+        (16, 173, 2048, 4, 1, [(1, 173)] * 16),
+        # float64: 2 blocks of 8 rows
+        (16, 173, 2048, 8, 2, [(8, 173)] * 2),
+        # 44.1 kHz: 2 blocks of 8 rows (8 fit in 24 MiB)
+        (16, 345, 2048, 4, 2, [(8, 345)] * 2),
+        # 10 rows of 345 frames: 2 equal blocks of 5 rows, not 8 + 2
+        (10, 345, 2048, 4, 2, [(5, 345)] * 2),
+        # one long row: 4000 frames in 2 equal ranges of 2000 (3072 fit)
+        (1, 4000, 2048, 4, 2, [(1, 2000)] * 2),
     ],
 )
 def test_block_sizes(
-    rows: int, frames: int, n_fft: int, threads: int, expected: list[tuple[int, int]]
+    rows: int,
+    frames: int,
+    n_fft: int,
+    itemsize: int,
+    threads: int,
+    expected: list[tuple[int, int]],
 ) -> None:
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        blocks = list(_fast._blocks(rows, frames, n_fft))
+        blocks = list(_fast._blocks(rows, frames, n_fft, itemsize))
     finally:
         torch.set_num_threads(before)
     sizes = [(len(range(rows)[rs]), len(range(frames)[fs])) for rs, fs in blocks]

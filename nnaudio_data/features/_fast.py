@@ -23,18 +23,20 @@ from nnaudio_data.features._common import center_pad
 
 __all__ = ["stft_fft", "stft_fft_power"]
 
-# Samples of windowed frames per block. Measured on a 2-core AVX-512 VM, 16 x 4 s, n_fft 2048:
+# Bytes of windowed frames per block. Measured on a 2-core AVX-512 VM, 16 x 4 s, n_fft 2048:
 # - 1 thread, CPU time: blocks of 64 to 512 frames took 15-17 ms at 22.05 kHz and 30-33 ms at
 #   44.1 kHz, 2048-frame blocks 18-20 / 45-59 ms, the whole batch at once 21-25 / 70 ms,
 #   torch.stft(...).abs() 57 / 121 ms. One thread (e.g. in DataLoader workers) takes blocks of
-#   2**19 samples (2 MiB, 256 frames at n_fft 2048).
-# - 2 threads: each block is a few multi-threaded ops, and on a loaded machine every parallel region
-#   waits for a descheduled thread: with the load average at 4-7, 8 blocks per batch took 1.4-1.9x
-#   torch.stft's time, 4 blocks 0.9-1.3x, 2 blocks 0.54-0.84x. So several threads take as few
-#   blocks as keep each under 2**22 samples (16 MiB; its spectrum too stays under glibc's 32 MiB
-#   threshold, so no page faults). The whole batch at 44.1 kHz (45 MiB temporaries) was slower.
-_SERIAL_BLOCK_ELEMENTS = 2**19
-_MAX_BLOCK_ELEMENTS = 2**22
+#   2 MiB (256 frames at n_fft 2048).
+# - 2 threads: the best times hardly depend on the block size (4 to 24 MiB within 10%), but each
+#   block is a few multi-threaded ops, and on a loaded machine every parallel region waits for a
+#   descheduled thread (about 11 ms each at a load average of 4-6, a 16 x 2048 rfft included):
+#   8 blocks per batch took 1.4-1.9x torch.stft's time, 4 blocks 0.9-1.3x, 2 blocks 0.54-0.84x.
+#   So several threads take as few blocks as keep each under 24 MiB (the block's spectrum too stays
+#   under glibc's 32 MiB mmap threshold: no page faults), and the magnitude in one op (hypot).
+#   The whole batch at 44.1 kHz (45 MiB temporaries, page faults on every call) was slower.
+_SERIAL_BLOCK_BYTES = 2 * 2**20
+_MAX_BLOCK_BYTES = 24 * 2**20
 
 
 def _frames(
@@ -57,13 +59,13 @@ def _blocked(x: torch.Tensor, window: torch.Tensor) -> bool:
     return not (torch.is_grad_enabled() and (x.requires_grad or window.requires_grad))
 
 
-def _blocks(rows: int, frames: int, n_fft: int) -> Iterator[tuple[slice, slice]]:
+def _blocks(rows: int, frames: int, n_fft: int, itemsize: int) -> Iterator[tuple[slice, slice]]:
     """``(row slice, frame slice)`` pairs covering ``rows x frames`` in the fewest blocks within
     the size limit above, as equal as possible: groups of whole rows when a row fits, otherwise
     frame ranges of one row. Either way an output block ``out[rs, fs]`` of a contiguous
     ``(rows, frames, F)`` is contiguous."""
-    limit = _SERIAL_BLOCK_ELEMENTS if torch.get_num_threads() == 1 else _MAX_BLOCK_ELEMENTS
-    max_frames = max(1, limit // n_fft)
+    limit = _SERIAL_BLOCK_BYTES if torch.get_num_threads() == 1 else _MAX_BLOCK_BYTES
+    max_frames = max(1, limit // (n_fft * itemsize))
     if frames <= max_frames:
         step = _even_step(rows, max_frames // frames)
         for i in range(0, rows, step):
@@ -92,7 +94,7 @@ def _windowed_blocks(
     rows, n_frames, n_fft = frames.shape
     if rows == 0:
         return
-    plan = list(_blocks(rows, n_frames, n_fft))
+    plan = list(_blocks(rows, n_frames, n_fft, frames.element_size()))
     first = frames[plan[0][0], plan[0][1]]  # the largest block: only the last ones are shorter
     work = torch.empty(first.numel(), dtype=frames.dtype, device=frames.device)
     for rs, fs in plan:
@@ -171,9 +173,14 @@ def stft_fft_power(
         return mag if power == 1.0 else mag.pow(power)
     rows, n_frames = frames.shape[:2]
     out = torch.empty(rows, n_frames, n_fft // 2 + 1, dtype=x.dtype, device=x.device)
+    serial = torch.get_num_threads() == 1
     for rs, fs, windowed in _windowed_blocks(frames, window):
         ri = torch.view_as_real(torch.fft.rfft(windowed, dim=-1))
         o = out[rs, fs]
+        if power == 1.0 and not serial:
+            # one op (one parallel region) instead of three; 18% more work on one thread
+            torch.hypot(ri[..., 0], ri[..., 1], out=o)
+            continue
         torch.mul(ri[..., 0], ri[..., 0], out=o)
         o.addcmul_(ri[..., 1], ri[..., 1])
         if power == 1.0:

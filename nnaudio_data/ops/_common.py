@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import operator
 import os
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import torch
+import torch.distributed as dist
 
 from nnaudio_data._checks import check_non_negative_int
 from nnaudio_data._transform import Transform
 from nnaudio_data.batch import length_mask
 
-__all__ = ["check_batched", "randint_upto", "time_mask", "valid_lengths"]
+__all__ = ["check_batched", "randint_upto", "random_context", "time_mask", "valid_lengths"]
 
 
 def check_batched(x: Any, name: str, min_ndim: int, what: str) -> None:
@@ -54,32 +61,98 @@ def time_mask(lengths: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return mask.reshape(mask.shape[0], *([1] * (x.ndim - 2)), mask.shape[1])
 
 
-class _RandomOp(Transform):
-    """Base of the random ops: a ``torch.Generator`` seeded from ``seed``.
+class _Draws:
+    """The state of one :func:`random_context`: its salt and how many draws it has given."""
 
-    With ``seed=None`` draws come from torch's global generator (which ``DataLoader`` seeds
-    differently in every worker). With a seed, the op owns a CPU generator created on first use;
-    in a process other than the one that created it (a forked ``DataLoader`` worker) it is
-    re-created from ``seed + worker id``, so workers do not repeat each other's draws while runs
-    stay reproducible.
+    def __init__(self, salt: tuple[int, ...]) -> None:
+        self.salt = salt
+        self.count = 0
+
+
+_CONTEXT: contextvars.ContextVar[_Draws | None] = contextvars.ContextVar(
+    "nnaudio_data_random_context", default=None
+)
+
+
+@contextlib.contextmanager
+def random_context(*salt: int) -> Iterator[None]:
+    """Make the random ops' draws a function of ``salt`` (and their seeds) only, inside the block.
+
+    Inside, the ``k``-th draw of the block (one per call of a random op: ``RandomCrop``,
+    ``TimeMasking``, ``FrequencyMasking``, in call order) comes from a new generator seeded from
+    ``(salt, k, op seed)`` - not from a process's generator - so the same salt gives the same
+    crops and masks in any process or thread, and other salts give independent ones. An op with
+    ``seed=None`` draws from the salt alone. Pipeline stages give each batch its own salt (e.g.
+    ``(seed, rank, epoch, batch number)``, see :func:`nnaudio_data.pipeline.audio_nodes`).
+
+    Args:
+        *salt: non-negative integers naming the batch.
+    """
+    values = tuple(operator.index(v) for v in salt)
+    if any(v < 0 for v in values):
+        raise ValueError(f"random_context salt must be non-negative integers, got {salt}")
+    token = _CONTEXT.set(_Draws(values))
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+def _seeded(*entropy: int) -> torch.Generator:
+    """A CPU generator seeded from non-negative integers, mixed by numpy's ``SeedSequence``."""
+    (state,) = np.random.SeedSequence(list(entropy)).generate_state(1, np.uint64)
+    return torch.Generator().manual_seed(int(state))
+
+
+class _RandomOp(Transform):
+    """Base of the random ops: where their draws come from (see the :mod:`nnaudio_data.ops`
+    docstring).
+
+    Inside :func:`random_context`: from the context's salt, the draw's position in it and
+    ``seed``. Outside: with ``seed=None`` from torch's global generator; with a seed from a
+    generator the op owns, seeded from ``seed`` in the process that built the op, and from
+    ``(seed, rank, worker id)`` in a ``DataLoader`` worker (re-created in every new worker
+    process). Any other process (e.g. a ``torchdata.nodes`` process worker) has no reproducible
+    identity: the op warns once and seeds from ``(seed, process id)``, so at least the processes
+    do not repeat each other's draws.
     """
 
     def __init__(self, seed: int | None = None) -> None:
         super().__init__()
         self.seed = None if seed is None else check_non_negative_int("seed", seed)
         self._generator: torch.Generator | None = None
-        self._generator_pid = -1
+        self._generator_owner: tuple[int, int] | None = None
+        self._home_pid = os.getpid()
 
     def generator(self) -> torch.Generator | None:
         """The generator the next draw uses (``None``: torch's global one)."""
+        draws = _CONTEXT.get()
+        if draws is not None:
+            draws.count += 1
+            seed = () if self.seed is None else (self.seed,)
+            return _seeded(len(draws.salt), *draws.salt, draws.count, *seed)
         if self.seed is None:
             return None
         pid = os.getpid()
-        if self._generator is None or pid != self._generator_pid:
-            info = torch.utils.data.get_worker_info()
-            offset = 0 if info is None else 1_000_003 * (info.id + 1)
-            self._generator = torch.Generator().manual_seed(self.seed + offset)
-            self._generator_pid = pid
+        info = torch.utils.data.get_worker_info()
+        owner = (pid, -1 if info is None else info.id)
+        if self._generator is None or owner != self._generator_owner:
+            if info is not None:
+                rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+                self._generator = _seeded(self.seed, rank, info.id + 1)
+            elif pid == self._home_pid:
+                self._generator = torch.Generator().manual_seed(self.seed)
+            else:
+                warnings.warn(
+                    f"{type(self).__name__}(seed={self.seed}) draws in process {pid}, which is "
+                    "neither the one that built it nor a DataLoader worker, outside "
+                    "nnaudio_data.ops.random_context: its draws are not reproducible (seeded by "
+                    "the process id). Give each batch a salt with random_context, as "
+                    "nnaudio_data.pipeline.audio_nodes does",
+                    stacklevel=2,
+                )
+                self._generator = _seeded(self.seed, 0, 0, pid)
+            self._generator_owner = owner
         return self._generator
 
     def uniform(self, *shape: int) -> torch.Tensor:

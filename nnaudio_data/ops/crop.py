@@ -104,8 +104,10 @@ class RandomCrop(_FixedLength, _RandomOp):
 
     Args:
         size: the output length along the last axis.
-        seed: ``None`` draws from torch's global generator; an integer makes the sequence of crops
-            reproducible (each ``DataLoader`` worker gets its own stream from ``seed`` and its id).
+        seed: ``None`` draws from torch's global generator, or from the salt inside
+            :func:`~nnaudio_data.ops.random_context` (as in ``audio_nodes``); an integer makes the
+            crops reproducible (see the :mod:`nnaudio_data.ops` docstring: per batch inside a
+            context, else one stream per process, each ``DataLoader`` worker its own).
 
     Shape:
         - Input: as :class:`CropOrPad`; ``forward(x, lengths)`` takes the valid lengths.

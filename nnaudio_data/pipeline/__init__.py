@@ -14,7 +14,8 @@ torchdata.nodes helpers and dataset wrappers.
 * :mod:`~nnaudio_data.pipeline.wds` - :class:`AudioHandler` (webdataset decoder handler, never
   unpickles), :func:`split_shards`, :func:`audio_pipeline` (needs ``webdataset``).
 * :mod:`~nnaudio_data.pipeline.nodes` - :func:`audio_nodes`, :class:`LoadBatch`,
-  :class:`SplitSampler` (resumable ``torchdata.nodes`` graphs; needs ``torchdata``).
+  :class:`SplitSampler`, :class:`SeededBatches` / :class:`SeededStage` (per-batch salts for the
+  random ops) (resumable ``torchdata.nodes`` graphs; needs ``torchdata``).
 * :mod:`~nnaudio_data.pipeline.datasets` - :class:`AudioDataset`, :class:`AudioIterableDataset`
   (``DataLoader(ds, batch_size=..., collate_fn=ds.collate)``), :func:`worker_info`.
 
@@ -30,7 +31,14 @@ from nnaudio_data.pipeline.collate import (
 )
 from nnaudio_data.pipeline.datasets import AudioDataset, AudioIterableDataset, worker_info
 from nnaudio_data.pipeline.device import DeviceStage
-from nnaudio_data.pipeline.nodes import LoadBatch, SplitSampler, audio_nodes
+from nnaudio_data.pipeline.nodes import (
+    LoadBatch,
+    SeededBatch,
+    SeededBatches,
+    SeededStage,
+    SplitSampler,
+    audio_nodes,
+)
 from nnaudio_data.pipeline.policy import (
     FaultPolicy,
     SampleError,
@@ -49,6 +57,9 @@ __all__ = [
     "FaultPolicy",
     "LoadBatch",
     "SampleError",
+    "SeededBatch",
+    "SeededBatches",
+    "SeededStage",
     "SkipCounter",
     "Skipped",
     "SpecCollate",

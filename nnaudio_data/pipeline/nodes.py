@@ -11,6 +11,12 @@ Interface:
 * :func:`audio_nodes` - sampler -> batches of indices -> ``LoadBatch`` (in ``num_workers``
   processes or threads, in order) -> optionally ``BatchTransform``: wrap it in
   ``torchdata.nodes.Loader`` and resume it mid-epoch with no sample lost or repeated.
+* :class:`SeededBatches` and :class:`SeededStage` - how ``audio_nodes`` makes random ops
+  (``RandomCrop``, the masks) reproducible: the sampler of batches tags each batch with the salt
+  ``(seed, rank, epoch, batch number)`` - part of the graph's state - and the stages run their
+  function inside :func:`nnaudio_data.ops.random_context` with it. The crops and masks are then
+  the same whichever worker computes a batch, differ between batches and epochs, and a resumed
+  ``Loader`` repeats them exactly. Use the two to build such a graph by hand.
 
 ``torchdata.stateful_dataloader.StatefulDataLoader`` works with the dataset wrappers as a
 ``DataLoader`` does: ``StatefulDataLoader(ds, batch_size=..., collate_fn=ds.collate)``; the
@@ -20,8 +26,8 @@ map-style wrapper resumes through the sampler's state, the iterable one through 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -29,10 +35,18 @@ from torch.utils.data import Sampler
 
 from nnaudio_data._checks import check_choice, check_non_negative_int, check_positive_int
 from nnaudio_data.batch import SpecBatch, WaveBatch
+from nnaudio_data.ops import random_context
 from nnaudio_data.pipeline.collate import BatchTransform, WaveCollate
 from nnaudio_data.pipeline.datasets import AudioDataset, worker_info
 
-__all__ = ["LoadBatch", "SplitSampler", "audio_nodes"]
+__all__ = [
+    "LoadBatch",
+    "SeededBatch",
+    "SeededBatches",
+    "SeededStage",
+    "SplitSampler",
+    "audio_nodes",
+]
 
 
 class SplitSampler(Sampler[int]):
@@ -121,6 +135,99 @@ class LoadBatch:
         return self.collate([self.dataset[i] for i in indices])
 
 
+class SeededBatch(NamedTuple):
+    """A value (a batch of indices, then the batch) with the salt of its random draws."""
+
+    salt: tuple[int, ...]
+    value: Any
+
+
+class SeededBatches(Sampler[SeededBatch]):
+    """Batches of ``sampler``'s indices, each a :class:`SeededBatch` with the salt
+    ``(seed, rank, epoch, batch number in the epoch)``.
+
+    Wrap it in ``torchdata.nodes.SamplerWrapper``: that sets the epoch (:meth:`set_epoch`, passed
+    on to ``sampler``) and records it with the batches yielded in its state, so a resumed graph
+    gives the same batches with the same salts.
+
+    Args:
+        sampler: a sampler of indices (e.g. :class:`SplitSampler`).
+        batch_size: indices per batch.
+        drop_last: drop the last, smaller batch.
+        seed: part of the salt (any integer; e.g. the shuffling seed).
+        rank: part of the salt (default: ``sampler.rank`` where it has one, else this rank).
+    """
+
+    def __init__(
+        self,
+        sampler: Sampler[int],
+        batch_size: int,
+        *,
+        drop_last: bool = False,
+        seed: int = 0,
+        rank: int | None = None,
+    ) -> None:
+        self.sampler = sampler
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.drop_last = bool(drop_last)
+        self.seed = int(seed)
+        if rank is None:
+            rank = getattr(sampler, "rank", None)
+        self.rank = check_non_negative_int("rank", worker_info()[0] if rank is None else rank)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = check_non_negative_int("epoch", epoch)
+        set_epoch = getattr(self.sampler, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(epoch)
+
+    def _batch(self, step: int, indices: list[int]) -> SeededBatch:
+        return SeededBatch((self.seed % 2**64, self.rank, self.epoch, step), indices)
+
+    def __iter__(self) -> Iterator[SeededBatch]:
+        indices: list[int] = []
+        step = 0
+        for index in self.sampler:
+            indices.append(index)
+            if len(indices) == self.batch_size:
+                yield self._batch(step, indices)
+                step, indices = step + 1, []
+        if indices and not self.drop_last:
+            yield self._batch(step, indices)
+
+    def __len__(self) -> int:
+        n = len(self.sampler)  # type: ignore[arg-type]
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+
+class SeededStage:
+    """A picklable map function over :class:`SeededBatch` es: ``fn(value)`` inside
+    ``random_context(*salt, stage)``.
+
+    Args:
+        fn: the function (e.g. :class:`LoadBatch`, a ``BatchTransform``).
+        stage: added to the salt, so that two stages of a graph draw independently.
+        keep_salt: return ``SeededBatch(salt, fn(value))`` for a later stage instead of
+            ``fn(value)``.
+    """
+
+    def __init__(self, fn: Callable[[Any], Any], stage: int = 0, *, keep_salt: bool = False):
+        self.fn = fn
+        self.stage = check_non_negative_int("stage", stage)
+        self.keep_salt = bool(keep_salt)
+
+    def __repr__(self) -> str:
+        return f"SeededStage({self.fn!r}, stage={self.stage}, keep_salt={self.keep_salt})"
+
+    def __call__(self, item: SeededBatch) -> Any:
+        if not isinstance(item, SeededBatch):
+            raise ValueError(f"item must be a SeededBatch, got {type(item).__name__}")
+        with random_context(*item.salt, self.stage):
+            out = self.fn(item.value)
+        return SeededBatch(item.salt, out) if self.keep_salt else out
+
+
 def audio_nodes(
     dataset: Any,
     *,
@@ -143,9 +250,11 @@ def audio_nodes(
             ``sample_rate``...).
         batch_size: items per batch.
         shuffle: shuffle every epoch (a new order per epoch, the same for the same ``seed``).
-        seed: the shuffling seed.
-        sampler: a sampler of indices instead (``shuffle`` / ``seed`` are then unused). The
-            default is a :class:`SplitSampler` (this rank's share; one rank: all items); for DDP
+        seed: the shuffling seed, and part of the salt of the random ops' draws (see the module
+            docstring: each batch's crops and masks depend on ``seed``, the rank, the epoch and
+            the batch's number, not on the worker that computes it).
+        sampler: a sampler of indices instead (``shuffle`` is then unused; ``seed`` still salts
+            the draws). The default is a :class:`SplitSampler` (this rank's share; one rank: all items); for DDP
             training pass ``SplitSampler(len(dataset), shuffle=..., drop_last=True)`` so that
             every rank runs the same number of steps.
         drop_last: drop the last, smaller batch.
@@ -171,9 +280,11 @@ def audio_nodes(
         )
     if sampler is None:
         sampler = SplitSampler(len(dataset), shuffle=shuffle, seed=seed)
-    node: Any = nodes.SamplerWrapper(sampler)
-    node = nodes.Batcher(node, batch_size=batch_size, drop_last=drop_last)
-    load = LoadBatch(dataset)
+    # batches of indices with their salts; the salt's epoch and batch number are the
+    # SamplerWrapper's state, so they resume with it
+    batches = SeededBatches(sampler, batch_size, drop_last=drop_last, seed=seed)
+    node: Any = nodes.SamplerWrapper(batches)
+    load = SeededStage(LoadBatch(dataset), 0, keep_salt=device_transform is not None)
     if num_workers == 0:
         node = nodes.Mapper(node, load)
     else:
@@ -186,5 +297,5 @@ def audio_nodes(
             multiprocessing_context=multiprocessing_context,
         )
     if device_transform is not None:
-        node = nodes.Mapper(node, BatchTransform(device_transform, no_grad=False))
+        node = nodes.Mapper(node, SeededStage(BatchTransform(device_transform, no_grad=False), 1))
     return node

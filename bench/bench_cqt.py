@@ -3,26 +3,46 @@ librosa 0.11's batched ``cqt``.
 
 Batch 16 x 4 s, 84 bins, fmin 32.7 Hz, 12 bins per octave, hop 512, at 22.05 and 44.1 kHz, 2 threads.
 Prints median ms (min-max) per transform, the ratio to librosa's batched ``cqt`` and to nnAudio's
-CQT1992v2 (medians of one interleaved run), the kernel memory each holds, and its peak temporary
-memory per call (peak resident set growth during one call, measured in a fresh process).
+CQT1992v2 (of the medians and of the minima of one interleaved run: on a shared machine the minima
+are the less disturbed figure), the kernel memory each holds (parameters, buffers and cached
+fold plans) and its peak temporary memory per call (the torch CPU allocator's running total from
+the profiler; ``tracemalloc`` for librosa's numpy arrays).
 
-Run from the repository root: ``python -m bench.bench_cqt [--rounds 9] [--rates 22050,44100]``.
+Run from the repository root: ``python -m bench.bench_cqt [--rounds 9] [--rates 22050,44100]``;
+``--threads 1 --clock cpu`` times process CPU time on one thread, which other processes on a
+shared machine disturb far less than wall time on two.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
+import json
+import os
+import sys
+import tempfile
+import time
+import tracemalloc
 import warnings
 from collections.abc import Callable
 
-from bench._common import Case, machine_line, make_batch, markdown_table, set_threads, time_cases
+from bench._common import (
+    Case,
+    Timing,
+    machine_line,
+    make_batch,
+    markdown_table,
+    set_threads,
+    time_cases,
+)
 
-set_threads(2)
+# before numpy / librosa load their thread pools: --threads N (default 2)
+THREADS = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 2
+set_threads(THREADS)
 
 import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from torch.profiler import profile  # noqa: E402
 
 from nnaudio_data.features.cqt import CQT1992v2, CQT2010v2  # noqa: E402
 
@@ -81,40 +101,36 @@ def _kernel_bytes(fn: Callable[[np.ndarray], object]) -> int:
     return total
 
 
-def _status(key: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1]) * 1024
-    return 0
+def peak_memory(fn: Callable[[np.ndarray], object], x: np.ndarray, torch_case: bool) -> float:
+    """Peak temporary memory of one call in MiB: the torch CPU allocator's running total from the
+    profiler for torch cases, ``tracemalloc``'s peak (numpy allocations) for librosa."""
+    if not torch_case:
+        tracemalloc.start()
+        fn(x)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak / 2**20
+    with profile(profile_memory=True) as prof:
+        fn(x)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "trace.json")
+        prof.export_chrome_trace(path)
+        with open(path) as f:
+            events = json.load(f)["traceEvents"]
+    totals = [e["args"]["Total Allocated"] for e in events if e.get("name") == "[memory]"]
+    return (max(totals) - totals[0]) / 2**20 if totals else 0.0
 
 
-def _peak_worker(name: str, sr: int, queue: mp.Queue) -> None:
-    set_threads(2)
-    x = make_batch(BATCH, SECONDS, sr)
-    fn = _makers(sr)[name]()
-    fn(x)  # build caches (fold plans) before measuring
-    kernel = _kernel_bytes(fn)
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset the peak resident set size
-    except OSError:
-        queue.put((kernel, -1))
-        return
-    before = _status("VmRSS")
-    fn(x)
-    queue.put((kernel, _status("VmHWM") - before))
-
-
-def peak_memory(name: str, sr: int) -> tuple[int, int]:
-    """(kernel bytes, peak resident growth in bytes during one call) in a fresh process."""
-    ctx = mp.get_context("spawn")
-    queue: mp.Queue = ctx.Queue()
-    proc = ctx.Process(target=_peak_worker, args=(name, sr, queue))
-    proc.start()
-    result = queue.get(timeout=600)
-    proc.join()
-    return result
+def _cpu_times(cases: list[Case], rounds: int) -> dict[str, Timing]:
+    """Interleaved like ``time_cases``, but in process CPU time."""
+    out = {c.name: Timing() for c in cases}
+    for _ in range(rounds):
+        for c in cases:
+            time.sleep(0.2)
+            t0 = time.process_time()
+            c.fn()
+            out[c.name].samples_ms.append((time.process_time() - t0) * 1e3)
+    return out
 
 
 def main() -> None:
@@ -122,6 +138,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--rates", default="22050,44100")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: process CPU time (use with --threads 1; less disturbed by other processes)",
+    )
     args = parser.parse_args()
     print(machine_line())
     for sr in (int(r) for r in args.rates.split(",")):
@@ -129,25 +152,33 @@ def main() -> None:
         fns = {name: make() for name, make in _makers(sr).items()}
         for fn in fns.values():
             fn(x)
-        timings = time_cases(
-            [Case(name, (lambda f=fn, x=x: f(x))) for name, fn in fns.items()],
-            rounds=args.rounds,
-            warmup=1,
-        )
-        ref_lib = timings["librosa cqt (batched)"].median
-        ref_nn = timings["nnAudio CQT1992v2"].median
+        cases = [Case(name, (lambda f=fn, x=x: f(x))) for name, fn in fns.items()]
+        if args.clock == "wall":
+            timings = time_cases(cases, rounds=args.rounds, warmup=1)
+        else:
+            timings = _cpu_times(cases, args.rounds)
+        lib, nn = timings["librosa cqt (batched)"], timings["nnAudio CQT1992v2"]
         rows = []
         for name, t in timings.items():
-            mem = ("-", "-")
+            mem = ["-", "-"]
             if not args.no_memory:
-                kernel, peak = peak_memory(name, sr)
-                mem = (f"{kernel / 2**20:.1f}", f"{peak / 2**20:.0f}" if peak >= 0 else "n/a")
+                torch_case = not name.startswith("librosa")
+                mem = [
+                    f"{_kernel_bytes(fns[name]) / 2**20:.1f}",
+                    f"{peak_memory(fns[name], x, torch_case):.1f}",
+                ]
             rows.append(
-                [name, t.fmt(), f"{t.median / ref_lib:.2f}", f"{t.median / ref_nn:.2f}", *mem]
+                [
+                    name,
+                    t.fmt(),
+                    f"{t.median / lib.median:.2f} / {t.min / lib.min:.2f}",
+                    f"{t.median / nn.median:.2f} / {t.min / nn.min:.2f}",
+                    *mem,
+                ]
             )
         print(f"\nsr {sr} Hz, batch {BATCH} x {SECONDS:g} s, {N_BINS} bins, hop {HOP}")
-        header = ["transform", "ms median (min-max)", "x librosa", "x nnAudio 1992v2"]
-        header += ["kernel MiB", "peak temp MiB"]
+        header = ["transform", "ms median (min-max)", "x librosa (median / min)"]
+        header += ["x nnAudio 1992v2 (median / min)", "kernel MiB", "peak temp MiB"]
         print(markdown_table(header, rows))
 
 

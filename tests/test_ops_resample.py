@@ -12,6 +12,7 @@ from conftest import make_signals, rel_err
 
 from nnaudio_data import Transform
 from nnaudio_data.ops import Resample
+from nnaudio_data.ops.resample import CHUNK_BYTES, MAX_RESAMPLE_TERMS, polyphase
 
 RATES = [(22050, 16000), (16000, 22050), (22050, 44100), (48000, 44100), (16000, 8000)]
 
@@ -65,6 +66,60 @@ def test_passband_and_stopband_against_analytic_sines(orig: int, new: int) -> No
     y = r(torch.from_numpy(np.sin(2 * np.pi * f * t))).numpy()[edge:-edge]
     level_db = 20 * np.log10(np.sqrt(np.mean(y**2)) / np.sqrt(0.5))
     assert level_db < -80
+
+
+def test_long_clip_resampled_in_chunks_matches_resample_poly() -> None:
+    # 40 s at 8 kHz to 16 kHz: the windows of the 3 rows would take 3 * 320,000 frames * 36 taps
+    # * 8 bytes = 276 MB at once; Resample copies them a few MB at a time. With scipy's design
+    # the tolerance is that of test_scipy_design_matches_resample_poly (row scaling, 6e-4).
+    x = make_signals(8000, 40.0)
+    ours = Resample(8000, 16000, lowpass_filter_width=10, rolloff=1.0, beta=5.0)
+    taps = ours.kernel.shape[-1]
+    frames = x.shape[-1]  # up = 2, down = 1: one frame of 2 output samples per input sample
+    assert x.shape[0] * frames * taps * 8 > 20 * CHUNK_BYTES  # many chunks
+    y = ours(torch.from_numpy(x)).numpy()
+    ref = _scipy(x, 8000, 16000)
+    assert y.shape == ref.shape
+    for i in range(3):
+        assert rel_err(y[i], ref[i]) < 1e-3
+
+
+@pytest.mark.parametrize(("orig", "new"), [*RATES, (44100, 22050), (8000, 16000)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_chunked_equals_unchunked(orig: int, new: int, dtype: torch.dtype) -> None:
+    r = Resample(orig, new)
+    n = 2000
+    x = torch.randn(3, 2, n, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    rows = x.reshape(-1, n)
+    n_out = math.ceil(n * r.up / r.down)
+    frames = math.ceil(n_out / r.up)
+    taps = r.kernel.shape[-1]
+    rows = torch.nn.functional.pad(rows, (r.pad, (frames - 1) * r.down + taps - r.pad - n))
+    kernel = r.kernel[:, 0].to(dtype)
+    whole = polyphase(rows, kernel, r.down, frames, frames)
+    # the same sums; a matrix product of another height may block them in another order: the
+    # dot-product rounding bound, taps * eps * max sum|kernel row| * max|x| (a few ulps in fact)
+    bound = taps * torch.finfo(dtype).eps * float(kernel.abs().sum(1).max() * x.abs().max())
+    for chunk in (3, 7, frames - 1):
+        torch.testing.assert_close(
+            polyphase(rows, kernel, r.down, frames, chunk), whole, atol=bound, rtol=0
+        )
+    # and the forward's own (default) chunking
+    expected = whole.reshape(6, -1)[:, :n_out].reshape(3, 2, n_out)
+    torch.testing.assert_close(r(x), expected, atol=bound, rtol=0)
+
+
+def test_refuses_ratios_too_costly_to_build() -> None:
+    # 44101 Hz (a corrupt header) to 22050 Hz reduces to 22050 / 44101: ~1e9 coefficients.
+    # Refused before any kernel is built, naming both rates.
+    with pytest.raises(ValueError, match=r"44101 Hz to 22050 Hz \(orig_sr=44101, new_sr=22050\)"):
+        Resample(44101, 22050)
+    with pytest.raises(ValueError, match="MAX_RESAMPLE_TERMS"):
+        Resample(8000, 8001)
+    # the largest usual pair, 11025 -> 32000 (1280 / 441), is accepted
+    assert 1280 * 441 <= MAX_RESAMPLE_TERMS
+    r = Resample(11025, 32000)
+    assert r(torch.zeros(1, 441)).shape == (1, 1280)
 
 
 @pytest.mark.parametrize(("orig", "new"), RATES)

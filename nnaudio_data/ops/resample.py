@@ -13,7 +13,19 @@ from nnaudio_data._checks import check_positive_float, check_positive_int, check
 from nnaudio_data._transform import Transform
 from nnaudio_data.ops._common import check_batched
 
-__all__ = ["Resample", "sinc_resample_kernel"]
+__all__ = ["CHUNK_BYTES", "MAX_RESAMPLE_TERMS", "Resample", "polyphase", "sinc_resample_kernel"]
+
+#: The largest ``up * down`` of a reduced rate ratio :class:`Resample` accepts. The polyphase
+#: filter holds about ``up * (down + 35)`` coefficients: every pair of the usual rates (8 kHz to
+#: 192 kHz, 11025 -> 32000 being the largest at 1280 * 441) stays under 600,000, while a rate
+#: from a corrupt or crafted header (44101 -> 22050 Hz: 22050 * 44101) would need gigabytes (and
+#: a worker building it would be killed, whatever the fault policy).
+MAX_RESAMPLE_TERMS = 2**20
+
+#: The bytes of strided windows :func:`polyphase` copies at a time (the matrix product needs
+#: them contiguous: ``taps / down`` times the input's size in one go, 700 MB for a 10-minute
+#: 8 kHz clip upsampled to 16 kHz).
+CHUNK_BYTES = 4 << 20
 
 
 @functools.lru_cache(maxsize=16)
@@ -47,14 +59,48 @@ def sinc_resample_kernel(
     return _kernel(up, down, width, rolloff, beta)
 
 
+def _chunk_frames(rows: torch.Tensor, taps: int) -> int:
+    """Output frames per chunk so that the windows copied stay within :data:`CHUNK_BYTES`."""
+    return max(1, CHUNK_BYTES // (rows.shape[0] * taps * rows.element_size()))
+
+
+def polyphase(
+    rows: torch.Tensor, kernel: torch.Tensor, down: int, frames: int, chunk: int
+) -> torch.Tensor:
+    """``conv1d(rows, kernel, stride=down)`` over ``frames`` output frames, as strided windows
+    times the kernel matrix (the same sums as the convolution, 1.5x faster on the CPU: one matrix
+    product), ``chunk`` frames at a time so that the windows copied stay small.
+
+    Args:
+        rows: ``(rows, n)`` signals, already padded so that ``frames`` windows fit.
+        kernel: ``(up, taps)`` polyphase filters.
+        down: the stride.
+        frames: output frames (each ``up`` samples, the phases).
+        chunk: frames per matrix product (``>= frames``: all at once).
+
+    Returns:
+        ``(rows, frames, up)``: output sample ``k * up + p`` of a row at ``[k, p]``.
+    """
+    windows = rows.unfold(-1, kernel.shape[-1], down)  # (rows, >= frames, taps), a view
+    if chunk >= frames:
+        return windows[:, :frames] @ kernel.T
+    out = rows.new_empty(rows.shape[0], frames, kernel.shape[0])
+    for start in range(0, frames, chunk):
+        stop = min(start + chunk, frames)
+        out[:, start:stop] = windows[:, start:stop] @ kernel.T
+    return out
+
+
 class Resample(Transform):
     """Resample from ``orig_sr`` to ``new_sr`` with a band-limited (windowed-sinc) filter.
 
     The ratio is reduced to coprime ``up / down``; the ``up`` polyphase filters are the output
     channels of one convolution with stride ``down`` (see :func:`sinc_resample_kernel`; computed
-    as strided windows times the ``(up, taps)`` kernel matrix), the phases are interleaved, and the output is cut to ``ceil(n * new_sr / orig_sr)`` samples
-    (``scipy.signal.resample_poly``'s length). Samples outside the signal count as zeros, so a
-    zero-padded item's valid part comes out the same as when it is resampled on its own.
+    by :func:`polyphase` as strided windows times the ``(up, taps)`` kernel matrix, a few MB of
+    windows at a time), the phases are interleaved, and the output is cut to
+    ``ceil(n * new_sr / orig_sr)`` samples (``scipy.signal.resample_poly``'s length). Samples
+    outside the signal count as zeros, so a zero-padded item's valid part comes out the same as
+    when it is resampled on its own.
 
     Args:
         orig_sr: the input sample rate (Hz, integer).
@@ -69,6 +115,11 @@ class Resample(Transform):
     Shape:
         - Input: ``(..., time)`` waveforms, e.g. ``(batch, time)`` or ``(batch, channels, time)``.
         - Output: ``(..., ceil(time * new_sr / orig_sr))``; valid lengths map the same way.
+
+    Raises:
+        ValueError: a rate is not a positive integer, or the ratio reduces to ``up / down`` with
+            ``up * down`` above :data:`MAX_RESAMPLE_TERMS` (e.g. 44101 Hz to 22050 Hz): its
+            filter would need gigabytes (an odd rate often comes from a corrupt header).
     """
 
     kernel: torch.Tensor
@@ -91,6 +142,14 @@ class Resample(Transform):
         self.beta = check_positive_float("beta", beta, allow_zero=True)
         g = math.gcd(self.orig_sr, self.new_sr)
         self.up, self.down = self.new_sr // g, self.orig_sr // g
+        if self.up * self.down > MAX_RESAMPLE_TERMS:
+            raise ValueError(
+                f"cannot resample {self.orig_sr} Hz to {self.new_sr} Hz (orig_sr={self.orig_sr}, "
+                f"new_sr={self.new_sr}): the ratio reduces to {self.up}/{self.down}, whose "
+                f"polyphase filter would need about {self.up * self.down:.2e} coefficients (more "
+                f"than MAX_RESAMPLE_TERMS = {MAX_RESAMPLE_TERMS}); an unusual rate often means a "
+                "corrupt header"
+            )
         kernel, self.pad = sinc_resample_kernel(
             self.up, self.down, self.lowpass_filter_width, self.rolloff, self.beta
         )
@@ -121,12 +180,9 @@ class Resample(Transform):
         taps = self.kernel.shape[-1]
         right = max(0, (frames - 1) * self.down + taps - self.pad - n)
         rows = F.pad(rows, (self.pad, right))
-        # conv1d(rows, kernel, stride=down) written as strided windows times the kernel matrix:
-        # the same sums, 1.5x faster on the CPU (one matrix product)
-        windows = rows.unfold(-1, taps, self.down)[:, :frames]  # (rows, frames, taps)
         kernel = self.kernel[:, 0].to(dtype=x.dtype)  # (up, taps)
-        y = (windows @ kernel.T).reshape(rows.shape[0], -1)[:, :n_out]  # phases interleaved
-        return y.reshape(*lead, n_out)
+        y = polyphase(rows, kernel, self.down, frames, _chunk_frames(rows, taps))
+        return y.reshape(rows.shape[0], -1)[:, :n_out].reshape(*lead, n_out)
 
     def extra_repr(self) -> str:
         return (

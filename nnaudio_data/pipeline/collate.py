@@ -37,9 +37,10 @@ Sample rates: with ``sample_rate=None`` every item must have the first item's ra
 ``sample_rate=R`` every item must have rate ``R``, or, with ``resample=True``, is resampled to
 ``R`` (band-limited: :class:`nnaudio_data.ops.Resample`, per item in the worker; the output has
 ``ceil(n * R / rate)`` samples, as ``scipy.signal.resample_poly``). A rate whose ratio to ``R``
-reduces to ``up / down`` with ``up * down`` above :data:`MAX_RESAMPLE_TERMS` (e.g. a header that
-says 44101 Hz, to 22050 Hz: 22050 / 44101) is refused with reason ``sample_rate``: its polyphase
-filter would need gigabytes. Items that break a rule are :class:`~nnaudio_data.io.SampleError` s
+``Resample`` refuses (reduced to ``up / down`` with ``up * down`` above
+:data:`nnaudio_data.ops.resample.MAX_RESAMPLE_TERMS`, e.g. a header that says 44101 Hz, to
+22050 Hz: 22050 / 44101) is refused with reason ``sample_rate``: its polyphase filter would need
+gigabytes. Items that break a rule are :class:`~nnaudio_data.io.SampleError` s
 handled by the fault policy: raised (default) or skipped and counted in ``batch.skipped``
 (reasons ``decode_error``, ``empty``, ``non_finite``, ``sample_rate``, ``channels``,
 ``too_short`` - fewer samples than ``min_length``, e.g. the transform's ``n_fft``).
@@ -72,7 +73,6 @@ from nnaudio_data.pipeline.policy import (
 )
 
 __all__ = [
-    "MAX_RESAMPLE_TERMS",
     "BatchTransform",
     "SpecCollate",
     "WaveCollate",
@@ -92,32 +92,10 @@ class _Item:
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-#: The largest ``up * down`` of a reduced rate ratio that the collate functions resample. The
-#: polyphase filter holds about ``up * (down + 35)`` coefficients: every pair of the usual rates
-#: (8 kHz to 192 kHz, 11025 -> 32000 being the largest at 1280 * 441) stays under 600,000, while a
-#: rate from a corrupt or crafted header (44101 -> 22050 Hz: 22050 * 44101) would need gigabytes
-#: and get the worker killed, whatever the fault policy.
-MAX_RESAMPLE_TERMS = 2**20
-
-
 @functools.lru_cache(maxsize=16)
 def _resampler(orig_sr: int, new_sr: int) -> Resample:
     """One :class:`~nnaudio_data.ops.Resample` per rate pair, per process."""
     return Resample(orig_sr, new_sr)
-
-
-def _check_ratio(key: str, orig_sr: int, new_sr: int) -> None:
-    """A :class:`SampleError` (reason ``sample_rate``) for a ratio too costly to resample."""
-    g = math.gcd(orig_sr, new_sr)
-    up, down = new_sr // g, orig_sr // g
-    if up * down > MAX_RESAMPLE_TERMS:
-        raise SampleError(
-            f"sample {key!r}: cannot resample {orig_sr} Hz to {new_sr} Hz: the ratio reduces to "
-            f"{up}/{down}, whose polyphase filter would need about {up * down:.2e} coefficients "
-            f"(more than {MAX_RESAMPLE_TERMS}); an unusual rate often means a corrupt header",
-            key=key,
-            reason="sample_rate",
-        )
 
 
 def _as_float(audio: Any, dtype: torch.dtype, key: str) -> torch.Tensor:
@@ -332,9 +310,14 @@ class WaveCollate:
                     key=item.key,
                     reason="sample_rate",
                 )
-            _check_ratio(item.key, item.sample_rate, target_sr)
+            try:
+                resampler = _resampler(item.sample_rate, target_sr)
+            except ValueError as error:  # a ratio too costly to resample (Resample refuses it)
+                raise SampleError(
+                    f"sample {item.key!r}: {error}", key=item.key, reason="sample_rate"
+                ) from error
             with torch.no_grad():
-                item.audio = _resampler(item.sample_rate, target_sr)(item.audio)
+                item.audio = resampler(item.audio)
             item.sample_rate = target_sr
         if item.audio.shape[-1] < self.min_length:
             raise SampleError(

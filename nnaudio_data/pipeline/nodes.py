@@ -254,9 +254,10 @@ def audio_nodes(
             docstring: each batch's crops and masks depend on ``seed``, the rank, the epoch and
             the batch's number, not on the worker that computes it).
         sampler: a sampler of indices instead (``shuffle`` is then unused; ``seed`` still salts
-            the draws). The default is a :class:`SplitSampler` (this rank's share; one rank: all items); for DDP
-            training pass ``SplitSampler(len(dataset), shuffle=..., drop_last=True)`` so that
-            every rank runs the same number of steps.
+            the draws). The default is a :class:`SplitSampler` (this rank's share; one rank: all
+            items); for DDP training pass
+            ``SplitSampler(len(dataset), shuffle=..., drop_last=True)`` so that every rank runs
+            the same number of steps.
         drop_last: drop the last, smaller batch.
         num_workers: processes (or threads) that load batches; 0 loads in the caller.
         method: ``"process"`` or ``"thread"``.

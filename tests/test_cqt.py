@@ -463,3 +463,18 @@ def test_cqt84_recipe_matches_librosa() -> None:
     mask = ref[..., sl] > ref.max(axis=(1, 2), keepdims=True) - 30
     assert np.median(diff[mask]) < 0.09
     assert np.percentile(diff[mask], 99) < 1.0
+
+
+def test_vqt_gamma_zero_equals_cqt2010v2(sig22: np.ndarray) -> None:
+    x = torch.tensor(sig22, dtype=torch.float32)
+    for sr, kw in ((22050, {}), (22050, dict(hop_length=500, q_mode="librosa"))):
+        vqt = VQT(sr=sr, gamma=0.0, output_format="Complex", **kw)(x)
+        cqt = CQT2010v2(sr=sr, output_format="Complex", **kw)(x)
+        torch.testing.assert_close(vqt, cqt, rtol=0, atol=0)  # the same computation
+
+
+def test_fmax_sets_n_bins_in_every_class() -> None:
+    """nnAudio's CQT2010v2 accepts fmax and ignores it; ours counts bins from it as CQT1992v2."""
+    for cls in (CQT1992v2, CQT2010v2, VQT):
+        m = cls(fmin=55.0, fmax=880.0)
+        assert m.n_bins == 48 and m(torch.zeros(4096)).shape[1] == 48

@@ -29,12 +29,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from nnaudio_data._checks import check_choice
 from nnaudio_data._shapes import flatten_waveform, frame_lengths, unflatten
 from nnaudio_data._transform import Transform
-from nnaudio_data.features._common import PAD_MODES, center_pad
+from nnaudio_data.features._common import pad_signal
 
 __all__ = [
     "BACKENDS",
@@ -46,35 +45,11 @@ __all__ = [
     "format_output",
     "make_fold_plan",
     "normalization_scale",
-    "pad_signal",
 ]
 
 OUTPUT_FORMATS = ("Magnitude", "Complex", "Phase")
 NORMALIZATION_TYPES = ("librosa", "convolutional", "wrap")
 BACKENDS = ("auto", "conv", "fft")
-
-
-def pad_signal(x: torch.Tensor, left: int, right: int, pad_mode: str) -> torch.Tensor:
-    """Pad the last axis of ``(rows, time)``; ``'reflect'`` works for any length (the reflection
-    repeats, as ``numpy.pad(mode='reflect')``), so inputs shorter than the kernels still work."""
-    check_choice("pad_mode", pad_mode, PAD_MODES)
-    n = x.shape[-1]
-    if n == 0:
-        raise ValueError("input has 0 samples; a constant-Q transform needs at least one")
-    if left == right and (pad_mode != "reflect" or n > left):
-        return center_pad(x, left, pad_mode)
-    if pad_mode == "constant":
-        return F.pad(x, (left, right))
-    idx = torch.arange(-left, n + right, device=x.device)
-    if pad_mode == "reflect":
-        period = max(2 * (n - 1), 1)
-        idx = idx.remainder(period)
-        idx = torch.where(idx >= n, period - idx, idx)
-    elif pad_mode == "replicate":
-        idx = idx.clamp(0, n - 1)
-    else:  # circular
-        idx = idx.remainder(n)
-    return x[..., idx]
 
 
 def normalization_scale(

@@ -38,7 +38,7 @@ from nnaudio_data._checks import (
     check_positive_int,
 )
 from nnaudio_data._transform import Transform
-from nnaudio_data.features._common import PAD_MODES, register_kernel
+from nnaudio_data.features._common import PAD_MODES, pad_signal, register_kernel
 from nnaudio_data.features._cqt_common import (
     BACKENDS,
     NORMALIZATION_TYPES,
@@ -47,7 +47,6 @@ from nnaudio_data.features._cqt_common import (
     apply_fold_plan,
     make_fold_plan,
     normalization_scale,
-    pad_signal,
 )
 from nnaudio_data.kernels.cqt import (
     Q_MODES,

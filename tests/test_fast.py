@@ -239,3 +239,5 @@ def test_empty_batch() -> None:
     assert stft_fft(torch.zeros(0, 1000), **kw).shape == (0, 129, 16)  # type: ignore[arg-type]
     mag = stft_fft_power(torch.zeros(0, 1000), power=1.0, **kw)  # type: ignore[arg-type]
     assert mag.shape == (0, 129, 16)
+    grad = stft_fft_power(torch.zeros(0, 1000, requires_grad=True), power=1.0, **kw)  # type: ignore[arg-type]
+    assert grad.shape == (0, 129, 16)

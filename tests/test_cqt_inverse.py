@@ -79,3 +79,12 @@ def test_bad_input() -> None:
         iCQT(n_iter=-1)
     with pytest.raises(ValueError, match="normalization_type"):
         iCQT(normalization_type="peak")
+
+
+def test_config_round_trip() -> None:
+    from nnaudio_data._transform import Transform
+
+    inv = iCQT(sr=SR, fmin=110.0, n_bins=48, n_iter=2)
+    again = Transform.from_config(inv.get_config())
+    c = CQT1992v2(sr=SR, fmin=110.0, n_bins=48, output_format="Complex")(torch.randn(1, 8192))
+    torch.testing.assert_close(again(c), inv(c))

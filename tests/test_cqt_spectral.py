@@ -120,3 +120,13 @@ def test_cqt1992_float64() -> None:
     assert out.dtype == torch.float64
     assert rel_err(out, CQT1992(**KW)(y.float())) < 1e-5
     assert np.isfinite(out.numpy()).all()
+
+
+@pytest.mark.parametrize("cls", [CQT1992, CQT2010])
+def test_config_round_trip(x: torch.Tensor, cls: type) -> None:
+    from nnaudio_data._transform import Transform
+
+    m = cls(output_format="Complex", q_mode="librosa", **KW)
+    again = Transform.from_config(m.get_config())
+    assert type(again) is cls and again.get_config() == m.get_config()
+    torch.testing.assert_close(again(x[:1]), m(x[:1]))

@@ -77,3 +77,12 @@ def test_bad_parameters() -> None:
         Gammatonegram(fmin=5000.0, fmax=1000.0)
     with pytest.raises(ValueError, match="n_bins"):
         Gammatonegram(n_bins=0)
+
+
+def test_config_round_trip() -> None:
+    from nnaudio_data._transform import Transform
+
+    m = Gammatonegram(sr=16000, n_fft=512, n_bins=32, power=1.0)
+    again = Transform.from_config(m.get_config())
+    x = torch.tensor(make_signals(16000, 0.25)[:1], dtype=torch.float32)
+    torch.testing.assert_close(again(x), m(x))

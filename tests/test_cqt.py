@@ -478,3 +478,14 @@ def test_fmax_sets_n_bins_in_every_class() -> None:
     for cls in (CQT1992v2, CQT2010v2, VQT):
         m = cls(fmin=55.0, fmax=880.0)
         assert m.n_bins == 48 and m(torch.zeros(4096)).shape[1] == 48
+
+
+def test_fast_path_same_with_and_without_autograd(sig22: np.ndarray) -> None:
+    """Without autograd the fast path takes scipy's FFT (cached plans), with it torch's."""
+    m = CQT1992v2(n_bins=60, fmin=55.0, output_format="Complex")
+    x = torch.tensor(sig22, dtype=torch.float32)
+    with torch.no_grad():
+        plain = m(x)
+    tracked = m(x.clone().requires_grad_())
+    assert tracked.requires_grad
+    assert rel_err(tracked.detach(), plain) < 1e-5  # float32 FFTs of two libraries

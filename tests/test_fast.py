@@ -189,18 +189,17 @@ def test_cache_blocks_match_torch_stft(
 @pytest.mark.parametrize(
     ("rows", "frames", "n_fft", "itemsize", "threads", "expected"),
     [
-        # 16 x 4 s at 22.05 kHz, n_fft 2048, float32: one block (22.7 MB) with 2 threads ...
-        (16, 173, 2048, 4, 2, [(16, 173)]),
+        # 16 x 4 s at 22.05 kHz, n_fft 2048, float32: 4 blocks of 4 rows (5 rows fit in 8 MiB;
+        # 4 equal blocks rather than 5 + 5 + 5 + 1) with 2 threads ...
+        (16, 173, 2048, 4, 2, [(4, 173)] * 4),
         # ... 16 blocks of one row (256 frames, 2 MiB at most) with one thread
         (16, 173, 2048, 4, 1, [(1, 173)] * 16),
-        # float64: 2 blocks of 8 rows
-        (16, 173, 2048, 8, 2, [(8, 173)] * 2),
-        # 44.1 kHz: 2 blocks of 8 rows (8 fit in 24 MiB)
-        (16, 345, 2048, 4, 2, [(8, 345)] * 2),
-        # 10 rows of 345 frames: 2 equal blocks of 5 rows, not 8 + 2
-        (10, 345, 2048, 4, 2, [(5, 345)] * 2),
-        # one long row: 4000 frames in 2 equal ranges of 2000 (3072 fit)
-        (1, 4000, 2048, 4, 2, [(1, 2000)] * 2),
+        # float64: 8 blocks of 2 rows
+        (16, 173, 2048, 8, 2, [(2, 173)] * 8),
+        # 44.1 kHz: 8 blocks of 2 rows
+        (16, 345, 2048, 4, 2, [(2, 345)] * 8),
+        # one long row: 1500 frames in 2 equal ranges of 750 (1024 fit)
+        (1, 1500, 2048, 4, 2, [(1, 750)] * 2),
     ],
 )
 def test_block_sizes(

@@ -5,7 +5,7 @@ FFT per windowed frame. These functions are pure (no module state) and different
 to the input; they run on any device and under ``torch.compile``.
 
 Speed (CPU, no gradient, eager): the frames are processed in blocks (2 MiB on one thread, the
-fewest of at most 24 MiB on several; see the measurements below), each block windowed into one
+fewest of at most 8 MiB on several; see the measurements below), each block windowed into one
 reused workspace, transformed, and reduced to magnitude / power straight into one preallocated
 output. This avoids what makes ``torch.stft(...).abs()`` slow: large fresh temporaries (glibc hands
 blocks over 32 MiB back to the OS, so every call page-faults them in again), a pass through memory
@@ -29,15 +29,17 @@ __all__ = ["stft_fft", "stft_fft_power"]
 #   44.1 kHz, 2048-frame blocks 18-20 / 45-59 ms, the whole batch at once 21-25 / 70 ms,
 #   torch.stft(...).abs() 57 / 121 ms. One thread (e.g. in DataLoader workers) takes blocks of
 #   2 MiB (256 frames at n_fft 2048).
-# - 2 threads: the best times hardly depend on the block size (4 to 24 MiB within 10%), but each
-#   block is a few multi-threaded ops, and on a loaded machine every parallel region waits for a
-#   descheduled thread (about 11 ms each at a load average of 4-6, a 16 x 2048 rfft included):
-#   8 blocks per batch took 1.4-1.9x torch.stft's time, 4 blocks 0.9-1.3x, 2 blocks 0.54-0.84x.
-#   So several threads take as few blocks as keep each under 24 MiB (the block's spectrum too stays
-#   under glibc's 32 MiB mmap threshold: no page faults), and the magnitude in one op (hypot).
-#   The whole batch at 44.1 kHz (45 MiB temporaries, page faults on every call) was slower.
+# - 2 threads, wall time against torch.stft(...).abs() interleaved: at a load average of 2.5,
+#   blocks of 2-8 MiB took 0.3-0.45x at 22.05 kHz (best 9.5-12 ms), 24 MiB (the whole batch)
+#   0.6-0.75x (best 22 ms): the cache matters. But each block is a few multi-threaded ops, and on a
+#   loaded machine every parallel region waits for a descheduled thread (about 11 ms each at a load
+#   average of 4-6, a 16 x 2048 rfft included): there 8 blocks per batch took 1.4-1.9x
+#   torch.stft's time, 4 blocks 0.9-1.3x, 2 blocks 0.54-0.84x. Several threads take the fewest
+#   blocks of at most 8 MiB (4 at 22.05 kHz, 8 at 44.1 kHz), and the magnitude in one op (hypot:
+#   one parallel region instead of three). Blocks and their spectra stay under glibc's 32 MiB mmap
+#   threshold, so they cause no page faults.
 _SERIAL_BLOCK_BYTES = 2 * 2**20
-_MAX_BLOCK_BYTES = 24 * 2**20
+_MAX_BLOCK_BYTES = 8 * 2**20
 
 
 def _frames(

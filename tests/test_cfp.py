@@ -91,3 +91,8 @@ def test_config_round_trip(x: torch.Tensor) -> None:
             strict=True,
         ):
             torch.testing.assert_close(a, b)
+
+
+def test_empty_batch() -> None:
+    for out in Combined_Frequency_Periodicity()(torch.zeros(0, 16000)):
+        assert out.shape == (0, 174, 49)

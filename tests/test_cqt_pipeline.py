@@ -82,3 +82,11 @@ def test_dataloader_workers_with_spec_collate() -> None:
         assert b.lengths.tolist() == [1 + n // 160 for n in LENGTHS]
         assert b.spec.shape == (3, 60, 201)
     torch.testing.assert_close(batches[0].spec, batches[1].spec)
+
+
+@pytest.mark.parametrize("make", TRANSFORMS)
+def test_empty_batch_has_the_shape_of_a_full_one(make: object) -> None:
+    transform = make()  # type: ignore[operator]
+    full = transform(torch.zeros(2, 4000))
+    empty = transform(torch.zeros(0, 4000))
+    assert empty.shape == (0, *full.shape[1:])

@@ -355,6 +355,7 @@ class _ConstantQ(Transform):
 
     _config_exclude: ClassVar[frozenset[str]] = frozenset({"verbose", "device"})
     lengths: torch.Tensor
+    n_bins: int
     output_format: str
     trainable: bool
     hop_length: int
@@ -394,6 +395,10 @@ class _ConstantQ(Transform):
         check_choice("output_format", fmt, OUTPUT_FORMATS)
         scale = normalization_scale(self.lengths, normalization_type, x.dtype)
         flat, lead = flatten_waveform(x)
+        if flat.shape[0] == 0:  # an empty batch: the shape it would have
+            frames = int(self.output_lengths(torch.tensor(x.shape[-1])))
+            shape = (0, self.n_bins, frames) + (() if fmt == "Magnitude" else (2,))
+            return unflatten(flat.new_zeros(shape), lead)
         real, imag = self._response(flat)
         if scale is not None:
             real, imag = real * scale, imag * scale

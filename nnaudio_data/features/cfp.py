@@ -126,6 +126,10 @@ class _CFPBase(Transform):
         self, x: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(rows, time)`` -> Z, tfrL0, tfrLF, tfrLQ, each ``(rows, bands, frames)``."""
+        if x.shape[0] == 0:  # an empty batch: the shape it would have
+            bands = self.freq2logfreq_matrix.shape[0]
+            empty = x.new_zeros(0, bands, 1 + x.shape[-1] // self.hop_length)
+            return empty, empty, empty, empty
         h = self.h.to(x.dtype)
         spec = torch.stft(
             x,

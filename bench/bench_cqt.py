@@ -9,6 +9,7 @@ fold plans) and its peak temporary memory per call (the torch CPU allocator's ru
 the profiler; ``tracemalloc`` for librosa's numpy arrays).
 
 Run from the repository root: ``python -m bench.bench_cqt [--rounds 9] [--rates 22050,44100]``;
+``--accuracy`` prints the worst errors against nnAudio and librosa instead of timings;
 ``--threads 1 --clock cpu`` times process CPU time on one thread, which other processes on a
 shared machine disturb far less than wall time on two.
 """
@@ -133,6 +134,134 @@ def _cpu_times(cases: list[Case], rounds: int) -> dict[str, Timing]:
     return out
 
 
+def _rel(a: object, b: object) -> float:
+    a_ = np.asarray(torch.as_tensor(a).detach(), dtype=np.complex128)
+    b_ = np.asarray(torch.as_tensor(b).detach(), dtype=np.complex128)
+    return float(np.linalg.norm(a_ - b_) / np.linalg.norm(b_))
+
+
+def accuracy() -> None:
+    """Worst relative errors against nnAudio 0.3.4 (where it is right) and librosa 0.11 (the
+    whole sr x fmin x bins-per-octave grid), and nnAudio's early-downsampling scale bug."""
+    import nnAudio.features as nnaudio
+    import nnAudio.features.cfp as nn_cfp
+    import scipy.signal.windows
+
+    from nnaudio_data.features.cfp import CFP
+    from nnaudio_data.features.cqt import CQT1992, CQT2010, VQT
+    from nnaudio_data.features.gammatone import Gammatonegram
+
+    warnings.filterwarnings("ignore")
+    nn_cfp.scipy.signal.blackmanharris = scipy.signal.windows.blackmanharris  # scipy >= 1.13
+    x = torch.from_numpy(make_batch(3, 1.0, 22050))
+    x16 = torch.from_numpy(make_batch(3, 1.0, 16000))
+    print("\nagainst nnAudio 0.3.4 (Complex where it has one; all normalization types)")
+    rows = []
+    worst = max(
+        _rel(
+            CQT1992v2(output_format="Complex", backend=b)(x, normalization_type=n),
+            _nnaudio_complex("CQT1992v2", x, n),
+        )
+        for b in ("conv", "auto")
+        for n in ("librosa", "convolutional", "wrap")
+    )
+    rows.append(["CQT1992v2 (conv and fast)", f"{worst:.1e}"])
+    worst = max(
+        _rel(
+            CQT2010v2(output_format="Complex")(x, normalization_type=n),
+            _nnaudio_complex("CQT2010v2", x, n),
+        )
+        for n in ("librosa", "convolutional", "wrap")
+    )
+    rows.append(["CQT2010v2 (22.05 kHz, 84 bins: no early downsampling)", f"{worst:.1e}"])
+    ref = nnaudio.VQT(gamma=5.0, verbose=False, output_format="Complex")(x)
+    rows.append(["VQT (gamma 5)", f"{_rel(VQT(gamma=5.0, output_format='Complex')(x), ref):.1e}"])
+    kw: dict = dict(fmin=220.0, n_bins=48, output_format="Complex")
+    ref = nnaudio.CQT1992(**kw)(x)
+    rows.append(["CQT1992 (fmin 220, 48 bins)", f"{_rel(CQT1992(**kw)(x), ref):.1e}"])
+    ref = nnaudio.CQT2010(verbose=False, output_format="Complex")(x)
+    ref = ref * torch.tensor([1.0, -1.0])  # nnAudio's CQT2010 is conjugated
+    rows.append(
+        [
+            "CQT2010 (vs nnAudio's conjugate)",
+            f"{_rel(CQT2010(output_format='Complex')(x), ref):.1e}",
+        ]
+    )
+    ref = nnaudio.Gammatonegram(verbose=False)(x)
+    rows.append(["Gammatonegram", f"{_rel(Gammatonegram()(x), ref):.1e}"])
+    rows.append(["CFP (nnAudio patched for scipy)", f"{_rel(CFP()(x16), nn_cfp.CFP()(x16)):.1e}"])
+    print(markdown_table(["class", "worst relative error"], rows))
+    print("\nagainst librosa.cqt (q_mode='librosa', sparsity 0, interior frames, 2 s clips)")
+    rows = []
+    for sr in (22050, 44100):
+        y = make_batch(3, 2.0, sr).astype(np.float64)
+        for fmin in (32.7, 55.0):
+            for bpo, nb in ((12, 84), (24, 150), (36, 200)):
+                ref = np.abs(
+                    librosa.cqt(
+                        y,
+                        sr=sr,
+                        fmin=fmin,
+                        n_bins=nb,
+                        bins_per_octave=bpo,
+                        tuning=0.0,
+                        sparsity=0.0,
+                        pad_mode="constant",
+                    )
+                )
+                row = [f"{sr}", f"{fmin:g}", f"{bpo}"]
+                for cls in (CQT1992v2, CQT2010v2, CQT1992, CQT2010):
+                    m = cls(
+                        sr=sr,
+                        fmin=fmin,
+                        n_bins=nb,
+                        bins_per_octave=bpo,
+                        q_mode="librosa",
+                        pad_mode="constant",
+                    )
+                    got = m(torch.from_numpy(y).float()).numpy()
+                    edge = (m.kernel_width << getattr(m, "n_levels", 0)) // 2 // HOP + 1
+                    edge = min(edge, ref.shape[-1] // 2 - 2)
+                    sl = slice(edge, -edge)
+                    row.append(f"{_rel(got[..., sl], ref[..., sl]):.4f}")
+                rows.append(row)
+    print(
+        markdown_table(["sr", "fmin", "bpo", "CQT1992v2", "CQT2010v2", "CQT1992", "CQT2010"], rows)
+    )
+    print("\nearly downsampling: norm of the multirate output / CQT1992v2's (1 is right)")
+    rows = []
+    for sr, nb in ((44100, 84), (22050, 60), (22050, 48)):
+        y = torch.from_numpy(make_batch(3, 1.0, sr))
+        spec = CQT1992v2(sr=sr, n_bins=nb)(y)
+        full = spec[..., 20:-20].norm()
+        ratio = [
+            float(t(sr=sr, n_bins=nb)(y)[..., 20:-20].norm() / full) for t in (CQT2010v2, CQT2010)
+        ]
+        theirs = []
+        for name in ("CQT2010v2", "CQT2010"):
+            out = getattr(nnaudio, name)(sr=sr, n_bins=nb, verbose=False)(y)
+            n = min(out.shape[-1], spec.shape[-1])
+            theirs.append(float(out[..., 20 : n - 20].norm() / spec[..., 20 : n - 20].norm()))
+        rows.append([f"{sr}", f"{nb}", *(f"{r:.3f}" for r in ratio + theirs)])
+    header = [
+        "sr",
+        "n_bins",
+        "ours CQT2010v2",
+        "ours CQT2010",
+        "nnAudio CQT2010v2",
+        "nnAudio CQT2010",
+    ]
+    print(markdown_table(header, rows))
+
+
+def _nnaudio_complex(name: str, x: torch.Tensor, norm: str) -> torch.Tensor:
+    import nnAudio.features as nnaudio
+
+    return getattr(nnaudio, name)(verbose=False, output_format="Complex")(
+        x, normalization_type=norm
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
@@ -145,8 +274,12 @@ def main() -> None:
         default="wall",
         help="cpu: process CPU time (use with --threads 1; less disturbed by other processes)",
     )
+    parser.add_argument("--accuracy", action="store_true", help="print accuracy figures instead")
     args = parser.parse_args()
     print(machine_line())
+    if args.accuracy:
+        accuracy()
+        return
     for sr in (int(r) for r in args.rates.split(",")):
         x = make_batch(BATCH, SECONDS, sr)
         fns = {name: make() for name, make in _makers(sr).items()}

@@ -7,6 +7,7 @@
 * :mod:`~nnaudio_data.kernels.dct` - the DCT matrix used by MFCC.
 * :mod:`~nnaudio_data.kernels.cqt` - constant-Q / variable-Q kernels, frequencies, lengths, Q.
 * :mod:`~nnaudio_data.kernels.lowpass` - the anti-aliasing low-pass of the multirate CQT.
+* :mod:`~nnaudio_data.kernels.gammatone` - gammatone centre frequencies and filterbank.
 """
 
 from nnaudio_data.kernels.cqt import (
@@ -25,6 +26,7 @@ from nnaudio_data.kernels.fourier import (
     fourier_window,
     inverse_fourier_basis,
 )
+from nnaudio_data.kernels.gammatone import gammatone_center_frequencies, gammatone_filterbank
 from nnaudio_data.kernels.lowpass import early_downsample_count, lowpass_filter
 from nnaudio_data.kernels.mel import (
     fft_frequencies,
@@ -48,6 +50,8 @@ __all__ = [
     "fourier_bins",
     "fourier_kernels",
     "fourier_window",
+    "gammatone_center_frequencies",
+    "gammatone_filterbank",
     "get_window",
     "hz_to_mel",
     "inverse_fourier_basis",

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from nnaudio_data.io import DecodeError, SampleError, decode, extension
+from nnaudio_data.io import DecodeError, SampleError, decode, extension, read_native, scale_into
 
 SR = 16000
 
@@ -136,3 +136,37 @@ def test_extension() -> None:
     assert extension("a.b.FLAC") == "flac"
     assert extension(".wav") == "wav"
     assert extension("flac") == "flac"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "subtype", "native"),
+    [
+        ("WAV", "PCM_16", np.int16),
+        ("WAV", "PCM_24", np.int32),
+        ("WAV", "PCM_32", np.int32),
+        ("FLAC", "PCM_24", np.int32),
+        ("WAV", "FLOAT", np.float32),
+    ],
+)
+def test_integer_pcm_read_as_stored_equals_libsndfile_float(
+    fmt: str, subtype: str, native: type
+) -> None:
+    """Integer PCM is read as integers and scaled in torch: the same float32 and float64 values
+    as libsndfile's own float read, bit for bit (a power-of-two scale is exact)."""
+    rng = np.random.default_rng(0)
+    data = np.clip(rng.standard_normal((3000, 2)) * 0.4, -1, 1)
+    data[:4, 0] = [1.0, -1.0, 0.999999, -0.999999]  # full-scale values
+    buf = io.BytesIO()
+    sf.write(buf, data, SR, format=fmt, subtype=subtype)
+    raw = buf.getvalue()
+    stored, scale, sr = read_native(raw)
+    assert stored.dtype == native and stored.shape == (3000, 2) and sr == SR
+    for dtype in ("float32", "float64"):
+        audio, _ = decode(raw, dtype=dtype)
+        ref = sf.read(io.BytesIO(raw), dtype=dtype)[0].T
+        assert audio.dtype == getattr(torch, dtype) and audio.is_contiguous()
+        np.testing.assert_array_equal(audio.numpy(), ref)
+        out = scale_into(
+            torch.empty(2, 3000, dtype=getattr(torch, dtype)), torch.from_numpy(stored).T, scale
+        )
+        np.testing.assert_array_equal(out.numpy(), ref)

@@ -313,3 +313,27 @@ def test_workers_spec_collate_matches_per_item(tmp_path: Path, front_end: str) -
         seen += check_against_items(batch, stft, n_fft=n_fft, hop=hop)
     assert sorted(seen) == sorted(p for p in paths if p != str(bad))
     assert counter.counts == {"decode_error": 1} and counter.samples == 8
+
+
+def test_workers_pad_into_shared_memory(tmp_path: Path) -> None:
+    """In a DataLoader worker, WaveCollate pads straight into shared memory (sent without a copy,
+    as default_collate does); the samples are soundfile's own float reads, stereo ones averaged."""
+    paths = [str(p) for p in make_files(tmp_path, 4)]
+    stereo = tmp_path / "stereo.wav"
+    sf.write(stereo, _noise(900, channels=2, seed=9).T, SR, subtype="PCM_24")
+    loader = DataLoader(
+        [*paths, str(stereo)],
+        batch_size=5,
+        num_workers=1,
+        multiprocessing_context="fork",
+        collate_fn=WaveCollate(mono=True),
+    )
+    (batch,) = list(loader)
+    assert batch.audio.is_shared() and batch.audio.shape == (5, 2050)
+    for row, key, n in zip(batch.audio, batch.keys, batch.lengths.tolist()):
+        ref = sf.read(key, dtype="float32", always_2d=True)[0].mean(axis=1, dtype=np.float32)
+        assert n == ref.size and not row[n:].any()
+        # mono files exactly; the stereo mean up to float32 rounding of the sum
+        torch.testing.assert_close(row[:n], torch.from_numpy(ref), rtol=0, atol=1e-7)
+    in_main = WaveCollate(mono=True)([*paths, str(stereo)])
+    assert not in_main.audio.is_shared() and torch.equal(in_main.audio, batch.audio)

@@ -4,7 +4,10 @@ transform run in the CPU worker, a :class:`~nnaudio_data.batch.SpecBatch`).
 Interface:
 
 * :class:`WaveCollate` - ``DataLoader(..., collate_fn=WaveCollate(...))``, and webdataset's
-  ``.batched(n, collation_fn=WaveCollate(...))``. Picklable; runs on the CPU only.
+  ``.batched(n, collation_fn=WaveCollate(...))``. Picklable; runs on the CPU only. Integer PCM
+  files are converted to float once, straight into the padded batch; inside a DataLoader worker
+  that batch is allocated in shared memory (as ``default_collate`` does), so sending it to the
+  main process copies nothing.
 * :class:`SpecCollate` - the same, then runs a (CPU) transform on the padded batch inside the
   worker, under ``torch.no_grad()``; valid lengths become frame lengths by the transform's
   ``output_lengths``.
@@ -58,11 +61,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import get_worker_info
 
 from nnaudio_data._checks import check_float_dtype, check_positive_int
 from nnaudio_data.batch import SpecBatch, WaveBatch
 from nnaudio_data.compose import apply_to_batch
-from nnaudio_data.io import AUDIO_EXTENSIONS, SampleError, decode, extension
+from nnaudio_data.io import AUDIO_EXTENSIONS, SampleError, extension, read_native, scale_into
 from nnaudio_data.ops import Resample
 from nnaudio_data.pipeline.policy import (
     FaultPolicy,
@@ -85,11 +89,19 @@ _ENCODED = (bytes, bytearray, memoryview, str, os.PathLike)
 
 @dataclasses.dataclass
 class _Item:
-    audio: torch.Tensor  # (channels, time)
+    audio: torch.Tensor  # (channels, time): float, or integer PCM as read (times `scale`)
     sample_rate: int
     key: str
     label: Any = None
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    scale: float = 1.0  # the audio is `audio * scale` (integer PCM is converted once, in the batch)
+
+    def as_float(self, dtype: torch.dtype) -> torch.Tensor:
+        """The audio as ``dtype`` (integer PCM converted and scaled, kept for later calls)."""
+        if self.audio.dtype != dtype:
+            out = torch.empty(self.audio.shape, dtype=dtype)
+            self.audio, self.scale = scale_into(out, self.audio, self.scale), 1.0
+        return self.audio
 
 
 @functools.lru_cache(maxsize=16)
@@ -212,8 +224,17 @@ class WaveCollate:
         )
 
     # -- one sample -> _Item ---------------------------------------------------------------
-    def _decode(self, source: Any, key: str | None, expected_sr: Any) -> tuple[torch.Tensor, int]:
-        audio, sr = decode(source, key=key, dtype=self.dtype)
+    def _decode(
+        self, source: Any, key: str | None, expected_sr: Any
+    ) -> tuple[torch.Tensor, int, float]:
+        """``(audio, sample_rate, scale)``: integer PCM stays integer until the batch is made."""
+        data, scale, sr = read_native(source, key=key, dtype=self.dtype)
+        # (time, channels) -> (channels, time); one channel as a plain (1, T) row
+        audio = (
+            torch.from_numpy(data[:, 0]).unsqueeze(0)
+            if data.shape[1] == 1
+            else torch.from_numpy(data).T
+        )
         if expected_sr is not None and int(expected_sr) != sr:
             name = key if key is not None else str(source)
             raise SampleError(
@@ -221,7 +242,7 @@ class WaveCollate:
                 key=name,
                 reason="sample_rate",
             )
-        return audio, sr
+        return audio, sr, scale
 
     def _from_dict(self, sample: Mapping[str, Any], index: int) -> _Item:
         key = sample.get("key", sample.get("__key__"))
@@ -249,40 +270,42 @@ class WaveCollate:
             )
         value = sample[audio_key]
         sr = sample.get("sample_rate", sample.get("sr"))
+        scale = 1.0
         if isinstance(value, tuple | list) and len(value) == 2:
             value, sr = value
         if isinstance(value, _ENCODED):
             if name is None and isinstance(value, str | os.PathLike):
                 name = os.fspath(value)
-            audio, sr = self._decode(value, name, sr)
+            audio, sr, scale = self._decode(value, name, sr)
         elif sr is None:
             raise ValueError(
                 f"sample {name!r}: an audio array needs its rate under 'sample_rate' or 'sr'"
             )
         else:
-            audio = value
+            audio = _as_float(value, self.dtype, name if name is not None else str(index))
         label_key = next(
             (k for k in (self.label_key, "label", "cls") if k is not None and k in sample), "label"
         )
         used = {audio_key, label_key, "key", "sample_rate", "sr"}
         meta = {k: v for k, v in sample.items() if k not in used and not k.startswith("__")}
         name = name if name is not None else str(index)
-        return _Item(_as_float(audio, self.dtype, name), int(sr), name, sample.get(label_key), meta)
+        return _Item(audio, int(sr), name, sample.get(label_key), meta, scale)
 
     def _item(self, sample: Any, index: int) -> _Item:
         if isinstance(sample, Mapping):
             return self._from_dict(sample, index)
         if isinstance(sample, _ENCODED):
             name = os.fspath(sample) if isinstance(sample, str | os.PathLike) else None
-            audio, sr = self._decode(sample, name, None)
-            return _Item(audio, sr, name if name is not None else str(index))
+            audio, sr, scale = self._decode(sample, name, None)
+            return _Item(audio, sr, name if name is not None else str(index), scale=scale)
         if isinstance(sample, tuple | list) and len(sample) in (2, 3):
             audio, sr = sample[0], sample[1]
             label = sample[2] if len(sample) == 3 else None
             name = os.fspath(audio) if isinstance(audio, str | os.PathLike) else str(index)
             if isinstance(audio, _ENCODED):
-                audio, sr = self._decode(audio, name, sr)
-            elif sr is None:
+                audio, sr, scale = self._decode(audio, name, sr)
+                return _Item(audio, int(sr), name, label, scale=scale)
+            if sr is None:
                 raise ValueError(f"sample {index}: an audio array needs its sample rate, got None")
             return _Item(_as_float(audio, self.dtype, name), int(sr), name, label)
         if isinstance(sample, torch.Tensor | np.ndarray) and self.sample_rate is not None:
@@ -296,12 +319,13 @@ class WaveCollate:
     def _check(self, item: _Item, target_sr: int | None) -> _Item:
         if item.audio.shape[-1] == 0:
             raise SampleError(f"sample {item.key!r} has 0 samples", key=item.key, reason="empty")
-        if self.check_finite and not _all_finite(item.audio):
+        # integer PCM is finite; float audio is checked
+        if self.check_finite and item.audio.is_floating_point() and not _all_finite(item.audio):
             raise SampleError(
                 f"sample {item.key!r} holds NaN or Inf values", key=item.key, reason="non_finite"
             )
         if self.mono and item.audio.shape[0] > 1:  # before resampling: one channel to filter
-            item.audio = item.audio.mean(dim=0, keepdim=True)
+            item.audio = item.as_float(self.dtype).mean(dim=0, keepdim=True)
         if target_sr is not None and item.sample_rate != target_sr:
             if not self.resample:
                 raise SampleError(
@@ -317,7 +341,7 @@ class WaveCollate:
                     f"sample {item.key!r}: {error}", key=item.key, reason="sample_rate"
                 ) from error
             with torch.no_grad():
-                item.audio = resampler(item.audio)
+                item.audio = resampler(item.as_float(self.dtype))
             item.sample_rate = target_sr
         if item.audio.shape[-1] < self.min_length:
             raise SampleError(
@@ -344,7 +368,7 @@ class WaveCollate:
             return self.policy.handle(error)
         return {
             **item.meta,
-            "audio": item.audio,
+            "audio": item.as_float(self.dtype),
             "sample_rate": item.sample_rate,
             "key": item.key,
             "label": item.label,
@@ -387,10 +411,13 @@ class WaveCollate:
         lengths = torch.tensor([it.audio.shape[-1] for it in items], dtype=torch.long)
         n_channels = items[0].audio.shape[0] if items else 1
         width = int(lengths.max()) if items else 0
-        audio = torch.empty(len(items), n_channels, width, dtype=self.dtype)
+        audio = _empty((len(items), n_channels, width), self.dtype, shared=self._shared_batch)
         for row, it in zip(audio, items):  # each byte written once: the item, then zeros
             n = it.audio.shape[-1]
-            row[:, :n] = it.audio
+            if it.audio.dtype == self.dtype:
+                row[:, :n] = it.audio
+            else:  # integer PCM converted straight into the batch
+                scale_into(row[:, :n], it.audio, it.scale)
             row[:, n:] = 0
         if n_channels == 1:
             audio = audio[:, 0]
@@ -403,6 +430,21 @@ class WaveCollate:
             meta=[it.meta for it in items],
             skipped=skipped,
         )
+
+    #: Whether the padded audio goes in shared memory when made in a DataLoader worker (it is
+    #: what the worker sends; a SpecCollate sends the spectrogram instead).
+    _shared_batch = True
+
+
+def _empty(shape: tuple[int, ...], dtype: torch.dtype, *, shared: bool) -> torch.Tensor:
+    """``torch.empty(shape)``, in shared memory inside a DataLoader worker (when ``shared``), so
+    that sending it to the main process does not copy it (as ``default_collate`` does)."""
+    if not shared or get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    storage = torch.UntypedStorage._new_shared(
+        math.prod(shape) * dtype.itemsize, device=torch.device("cpu")
+    )
+    return torch.empty(0, dtype=dtype).set_(storage).view(shape)
 
 
 def apply_transform(transform: nn.Module, batch: WaveBatch | SpecBatch) -> SpecBatch | WaveBatch:
@@ -483,6 +525,8 @@ class SpecCollate(WaveCollate):
         if not isinstance(transform, nn.Module):
             raise ValueError(f"transform must be an nn.Module, got {type(transform).__name__}")
         self.stage = BatchTransform(check_on_cpu(transform))
+
+    _shared_batch = False  # the audio stays in the worker: only the spectrogram is sent
 
     @property
     def transform(self) -> nn.Module:

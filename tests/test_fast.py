@@ -240,3 +240,23 @@ def test_empty_batch() -> None:
     assert mag.shape == (0, 129, 16)
     grad = stft_fft_power(torch.zeros(0, 1000, requires_grad=True), power=1.0, **kw)  # type: ignore[arg-type]
     assert grad.shape == (0, 129, 16)
+
+
+@pytest.mark.parametrize("pad_mode", ["reflect", "constant", "replicate", "circular"])
+@pytest.mark.parametrize(("n_fft", "hop"), [(64, 16), (64, 24), (65, 7), (48, 64)])
+def test_edge_frames_without_padded_copy(pad_mode: str, n_fft: int, hop: int) -> None:
+    # the blocked path builds the padded signal only around its ends: every length from just
+    # over n_fft // 2 (reflect's minimum) to a few frames, each hop not dividing n_fft // 2
+    # included, against torch.stft (which pads the whole signal); float64, so only rounding differs
+    gen = torch.Generator().manual_seed(0)
+    w = torch.hann_window(n_fft, dtype=torch.float64)
+    for n in range(n_fft // 2 + 1, 3 * n_fft + 2 * hop, 5):
+        x = torch.randn(3, n, generator=gen, dtype=torch.float64)
+        kw = dict(n_fft=n_fft, hop_length=hop, window=w, center=True, pad_mode=pad_mode)
+        ref = torch.stft(
+            x, n_fft, hop, window=w, center=True, pad_mode=pad_mode, return_complex=True
+        )
+        with torch.no_grad():
+            mag = stft_fft_power(x, power=2.0, **kw)  # type: ignore[arg-type]
+        assert mag.shape == ref.shape, n
+        assert rel_err(mag, ref.abs() ** 2) <= TOL64, n

@@ -50,6 +50,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
+import torch.multiprocessing  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 from bench._common import Case, machine_line, make_batch, markdown_table, time_cases  # noqa: E402
@@ -167,10 +168,7 @@ def _share(part: int) -> int:
 def profile_worker(paths: list[str], transform: Any, batches: int = 8) -> list[list[str]]:
     """Median ms per batch of each step a ``SpecCollate`` worker takes, with 1 thread like a
     DataLoader worker, run here in the main process."""
-    import statistics
     from multiprocessing.reduction import ForkingPickler
-
-    import torch.multiprocessing
 
     from nnaudio_data.io import decode, read_native
     from nnaudio_data.pipeline import BatchTransform
@@ -267,7 +265,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--clips", type=int, default=512)
     parser.add_argument("--pause", type=float, default=0.3)
+    parser.add_argument(
+        "--sharing-strategy",
+        choices=("file_descriptor", "file_system"),
+        default=None,
+        help="torch.multiprocessing sharing strategy (a user's process-wide choice; the default "
+        "passes a file descriptor per tensor through a socket, file_system sends a name)",
+    )
     args = parser.parse_args(argv)
+    if args.sharing_strategy is not None:
+        torch.multiprocessing.set_sharing_strategy(args.sharing_strategy)
     warnings.filterwarnings("ignore")
     n = args.clips
 
@@ -432,7 +439,8 @@ def main(argv: list[str] | None = None) -> None:
     print(machine_line())
     print(
         f"{n} clips x {SECONDS:.0f} s at {SR} Hz, batch {BATCH}, mel {N_MELS} dB, n_fft {N_FFT}, "
-        f"hop {HOP}, {WORKERS} workers; {args.rounds} rounds, medians"
+        f"hop {HOP}, {WORKERS} workers; {args.rounds} rounds, medians; sharing strategy "
+        f"{torch.multiprocessing.get_sharing_strategy()}"
     )
     print(
         markdown_table(

@@ -67,8 +67,14 @@ class Transform(nn.Module):
 
         @functools.wraps(init)
         def recording_init(self: Transform, *args: Any, **kw: Any) -> None:
-            init(self, *args, **kw)
-            if type(self) is cls:  # the outermost (most derived) __init__ records
+            depth = self.__dict__.get("_init_depth", 0)
+            object.__setattr__(self, "_init_depth", depth + 1)
+            try:
+                init(self, *args, **kw)
+            finally:
+                object.__setattr__(self, "_init_depth", depth)
+            if depth == 0:  # the outermost __init__ (the class's own, or the one it inherits)
+                del self.__dict__["_init_depth"]
                 bound = signature.bind(self, *args, **kw)
                 bound.apply_defaults()
                 config: dict[str, Any] = {}

@@ -142,3 +142,14 @@ def test_array_arguments_are_recorded_as_lists() -> None:
     rebuilt = Transform.from_config(config)
     x = torch.randn(2, 2048)
     torch.testing.assert_close(rebuilt(x), stft(x))
+
+
+class ScaleTwice(Scale):
+    """Inherits ``Scale.__init__``: its config is recorded all the same."""
+
+
+def test_inherited_init_records_the_config() -> None:
+    t = ScaleTwice(5.0)
+    assert t.get_config() == {"name": "ScaleTwice", "factor": 5.0, "window": ["gaussian", 3.0]}
+    assert isinstance(Transform.from_config(t.get_config()), ScaleTwice)
+    assert not hasattr(t, "_init_depth")

@@ -59,19 +59,23 @@ def _log_bands(
 
 
 class _CFPBase(Transform):
+    """The parameters and features :class:`CFP` and :class:`Combined_Frequency_Periodicity` share
+    (their constructor, arguments as :class:`CFP`)."""
+
     time_dim = -1
 
-    def _setup(
+    def __init__(
         self,
-        fr: float,
-        fs: float,
-        hop_length: int,
-        window_size: int,
-        fc: float,
-        tc: float,
-        g: Sequence[float],
-        NumPerOct: int,
+        fr: float = 2,
+        fs: float = 16000,
+        hop_length: int = 320,
+        window_size: int = 2049,
+        fc: float = 80,
+        tc: float = 1 / 1000,
+        g: Sequence[float] = (0.24, 0.6, 1),
+        NumPerOct: int = 48,
     ) -> None:
+        super().__init__()
         fr = check_positive_float("fr", fr)
         fs = check_positive_float("fs", fs)
         self.hop_length = check_positive_int("hop_length", hop_length)
@@ -180,20 +184,6 @@ class CFP(_CFPBase):
         - Output: ``(batch, bands, 1 + time // hop_length)``
     """
 
-    def __init__(
-        self,
-        fr: float = 2,
-        fs: float = 16000,
-        hop_length: int = 320,
-        window_size: int = 2049,
-        fc: float = 80,
-        tc: float = 1 / 1000,
-        g: Sequence[float] = (0.24, 0.6, 1),
-        NumPerOct: int = 48,
-    ) -> None:
-        super().__init__()
-        self._setup(fr, fs, hop_length, window_size, fc, tc, g, NumPerOct)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``Z`` of ``x`` (see the class docstring)."""
         rows, lead = flatten_waveform(x)
@@ -209,20 +199,6 @@ class Combined_Frequency_Periodicity(_CFPBase):
         - Output: four tensors ``(batch, bands, time // hop_length - 1)``: ``Z``, the log-band
           STFT magnitude, the frequency feature and the periodicity feature.
     """
-
-    def __init__(
-        self,
-        fr: float = 2,
-        fs: float = 16000,
-        hop_length: int = 320,
-        window_size: int = 2049,
-        fc: float = 80,
-        tc: float = 1 / 1000,
-        g: Sequence[float] = (0.24, 0.6, 1),
-        NumPerOct: int = 48,
-    ) -> None:
-        super().__init__()
-        self._setup(fr, fs, hop_length, window_size, fc, tc, g, NumPerOct)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Frames for valid sample ``lengths``: ``n // hop_length - 1`` (first and last dropped)."""

@@ -1,5 +1,5 @@
-"""Resuming mid-epoch with torchdata.nodes.Loader and StatefulDataLoader: the keys seen across an
-interrupted run equal those of an uninterrupted one, none lost, none repeated."""
+"""torchdata.nodes graphs and the resumable iterable wrapper (resuming Loader and
+StatefulDataLoader at every position, with shuffling, is in test_reliability_resume.py)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,10 @@ from test_pipeline_collate import TorchStft, check_against_items, make_files
 from torchdata import nodes
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from nnaudio_data.batch import SpecBatch, WaveBatch
+from nnaudio_data.batch import SpecBatch
 from nnaudio_data.pipeline import (
-    AudioDataset,
     AudioIterableDataset,
     BatchTransform,
-    SkipCounter,
     SplitSampler,
     audio_nodes,
 )
@@ -66,34 +64,6 @@ def _graph(items: list[str]) -> Any:
     )
 
 
-def test_nodes_loader_resumes_mid_epoch_and_next_epoch(items: list[str]) -> None:
-    full = nodes.Loader(_graph(items))
-    counter = SkipCounter()
-    epoch0 = _keys(counter.wrap(full))
-    epoch1 = _keys(full)
-    flat0 = [k for b in epoch0 for k in b]
-    assert sorted(flat0) == sorted(p for i, p in enumerate(items) if i != 4)
-    assert counter.counts == {"decode_error": 1}  # the corrupt file, skipped in a worker
-    assert epoch0 != epoch1 and sorted(flat0) == sorted(k for b in epoch1 for k in b)
-
-    # interrupted after 2 batches of epoch 0
-    first = nodes.Loader(_graph(items))
-    head = _keys(first, 2)
-    state = first.state_dict()
-    resumed = nodes.Loader(_graph(items))
-    resumed.load_state_dict(state)
-    assert head + _keys(resumed) == epoch0  # nothing lost, nothing repeated, same order
-
-    # interrupted after 1 batch of epoch 1
-    second = nodes.Loader(_graph(items))
-    _keys(second)
-    head = _keys(second, 1)
-    state = second.state_dict()
-    resumed = nodes.Loader(_graph(items))
-    resumed.load_state_dict(state)
-    assert head + _keys(resumed) == epoch1
-
-
 def test_nodes_batches_are_spectrograms_with_frame_lengths(items: list[str]) -> None:
     stft = TorchStft()
     graph = audio_nodes(items[:4], batch_size=4, transform=stft, policy="skip")
@@ -104,37 +74,6 @@ def test_nodes_batches_are_spectrograms_with_frame_lengths(items: list[str]) -> 
     waves = audio_nodes(items[:4], batch_size=4)
     (same,) = list(nodes.Loader(nodes.Mapper(waves, BatchTransform(stft))))
     assert torch.equal(same.spec, batch.spec) and same.keys == batch.keys
-
-
-@pytest.mark.filterwarnings("ignore:.set_vital. is deprecated:UserWarning")
-def test_stateful_dataloader_resumes_mid_epoch(items: list[str]) -> None:
-    dataset = AudioDataset(items, policy="skip")
-
-    def loader() -> StatefulDataLoader:
-        return StatefulDataLoader(
-            dataset,
-            batch_size=3,
-            shuffle=True,
-            generator=torch.Generator().manual_seed(3),
-            num_workers=2,
-            multiprocessing_context="fork",
-            collate_fn=dataset.collate,
-        )
-
-    full = loader()
-    reference = _keys(full)
-    assert sorted(k for b in reference for k in b) == sorted(
-        p for i, p in enumerate(items) if i != 4
-    )
-    first = loader()
-    head = _keys(first, 2)
-    state = first.state_dict()
-    resumed = loader()
-    resumed.load_state_dict(state)
-    tail = _keys(resumed)
-    assert head + tail == reference
-    batch = next(iter(loader()))
-    assert isinstance(batch, WaveBatch)
 
 
 def test_split_sampler() -> None:

@@ -51,19 +51,6 @@ def _keys(batches: Any, n: int | None = None) -> list[list[str]]:
     return out
 
 
-def _graph(items: list[str]) -> Any:
-    return audio_nodes(
-        items,
-        batch_size=3,
-        shuffle=True,
-        seed=7,
-        num_workers=2,
-        multiprocessing_context="fork",
-        policy="skip",
-        transform=TorchStft(),
-    )
-
-
 def test_nodes_batches_are_spectrograms_with_frame_lengths(items: list[str]) -> None:
     stft = TorchStft()
     graph = audio_nodes(items[:4], batch_size=4, transform=stft, policy="skip")

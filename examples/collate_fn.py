@@ -20,15 +20,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from nnaudio_data import data
-from nnaudio_data.compose import Compose
-from nnaudio_data.features import MelSpectrogram
-from nnaudio_data.ops import Log
 from nnaudio_data.pipeline import DeviceStage, SpecCollate, WaveCollate
-
-
-def log_mel() -> Compose:
-    """25 ms / 10 ms frames, 64 mel bands, log power, for 16 kHz speech."""
-    return Compose(MelSpectrogram(sr=16000, n_fft=400, hop_length=160, n_mels=64), Log())
+from nnaudio_data.recipes import load_recipe
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -37,6 +30,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")
     args = parser.parse_args(argv)
+    front_end = load_recipe("log-mel-80")  # MelSpectrogram (25 ms / 10 ms, 80 bands) + Log
     files = [str(p) for p in data.files("speech")]
     result: dict = {"files": len(files)}
 
@@ -45,7 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
         files,
         batch_size=args.batch_size,
         num_workers=args.workers,
-        collate_fn=SpecCollate(log_mel(), sample_rate=16000),
+        collate_fn=SpecCollate(front_end, sample_rate=16000),
     )
     batches = []
     for batch in loader:  # SpecBatch: spec (B, n_mels, frames), lengths (B,) in frames
@@ -63,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     batches = []
     with torch.no_grad():
-        for batch in DeviceStage(loader, log_mel(), device):
+        for batch in DeviceStage(loader, front_end, device):
             batches.append(
                 {
                     "shape": list(batch.spec.shape),

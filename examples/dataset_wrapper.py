@@ -20,14 +20,8 @@ import soundfile as sf
 from torch.utils.data import DataLoader
 
 from nnaudio_data import data
-from nnaudio_data.compose import Compose
-from nnaudio_data.features import MelSpectrogram
-from nnaudio_data.ops import Log
 from nnaudio_data.pipeline import AudioDataset, AudioIterableDataset
-
-
-def log_mel() -> Compose:
-    return Compose(MelSpectrogram(sr=16000, n_fft=400, hop_length=160, n_mels=64), Log())
+from nnaudio_data.recipes import load_recipe
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -36,6 +30,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")
     args = parser.parse_args(argv)
+    front_end = load_recipe("log-mel-80")  # MelSpectrogram (25 ms / 10 ms, 80 bands) + Log
     clips = data.index()["clips"]
 
     # A map-style source: (int16 array, sample rate, label) held in memory; stereo music included.
@@ -43,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     for c in clips:
         audio, sr = sf.read(data.DATA_DIR / c["file"], dtype="int16", always_2d=True)
         source.append((audio.T, sr, c["class"]))  # (channels, time)
-    dataset = AudioDataset(source, transform=log_mel(), sample_rate=16000, resample=True, mono=True)
+    dataset = AudioDataset(source, transform=front_end, sample_rate=16000, resample=True, mono=True)
     loader = DataLoader(
         dataset, batch_size=args.batch_size, num_workers=args.workers, collate_fn=dataset.collate
     )
@@ -54,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # An iterable source of paths, shared out between the workers.
     paths = [str(p) for p in data.files("speech")]
-    iterable = AudioIterableDataset(paths, transform=log_mel(), sample_rate=16000)
+    iterable = AudioIterableDataset(paths, transform=front_end, sample_rate=16000)
     loader = DataLoader(
         iterable, batch_size=args.batch_size, num_workers=args.workers, collate_fn=iterable.collate
     )

@@ -17,14 +17,12 @@ import json
 from torchdata import nodes
 
 from nnaudio_data import data
-from nnaudio_data.compose import Compose
-from nnaudio_data.features import MelSpectrogram
-from nnaudio_data.ops import Log
 from nnaudio_data.pipeline import audio_nodes
+from nnaudio_data.recipes import load_recipe
 
 
 def make_loader(files: list[str], labels: list[int], args: argparse.Namespace) -> nodes.Loader:
-    log_mel = Compose(MelSpectrogram(sr=16000, n_fft=400, hop_length=160, n_mels=64), Log())
+    log_mel = load_recipe("log-mel-80")  # MelSpectrogram (25 ms / 10 ms, 80 bands) + Log
     root = audio_nodes(
         list(zip(files, [None] * len(files), labels)),  # (path, sample rate: from the file, label)
         batch_size=args.batch_size,

@@ -24,9 +24,6 @@ import json
 import webdataset as wds
 
 from nnaudio_data import data
-from nnaudio_data.compose import Compose
-from nnaudio_data.features import MelSpectrogram
-from nnaudio_data.ops import Log
 from nnaudio_data.pipeline import (
     AudioHandler,
     BatchTransform,
@@ -35,10 +32,7 @@ from nnaudio_data.pipeline import (
     WaveCollate,
     audio_pipeline,
 )
-
-
-def log_mel() -> Compose:
-    return Compose(MelSpectrogram(sr=16000, n_fft=400, hop_length=160, n_mels=64), Log())
+from nnaudio_data.recipes import load_recipe
 
 
 def describe(loader) -> list[dict]:
@@ -65,6 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--on-error", choices=("skip", "raise"), default="raise")
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")
     args = parser.parse_args(argv)
+    front_end = load_recipe("log-mel-80")  # MelSpectrogram (25 ms / 10 ms, 80 bands) + Log
     shards = data.shard_pattern()  # ".../shard-{000..001}.tar"
     policy = FaultPolicy(args.on_error)
     collate = WaveCollate(sample_rate=16000, resample=True, mono=True, policy=policy)
@@ -74,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
         wds.WebDataset(shards, shardshuffle=False, handler=policy, empty_check=False)
         .decode(AudioHandler(policy), handler=policy)
         .batched(args.batch_size, collation_fn=collate, partial=True)
-        .map(BatchTransform(log_mel()))
+        .map(BatchTransform(front_end))
     )
     loader = wds.WebLoader(dataset, batch_size=None, num_workers=args.workers)
     result = {"fluid": describe(loader)}
@@ -83,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     pipeline = audio_pipeline(
         shards,
         batch_size=args.batch_size,
-        transform=log_mel(),
+        transform=front_end,
         policy=policy,
         sample_rate=16000,
         resample=True,

@@ -43,7 +43,7 @@ def test_collate_fn_example():
         lengths = [n for b in batches for n in b["lengths"]]
         assert lengths == expected  # no shuffling: the files' order
         for b in batches:
-            assert b["shape"] == [len(b["lengths"]), 64, max(b["lengths"])]
+            assert b["shape"] == [len(b["lengths"]), 80, max(b["lengths"])]
     assert {b["device"] for b in result["device_stage"]} <= {"cpu", "cuda"}
 
 
@@ -57,7 +57,7 @@ def test_webdataset_example():
         for b in batches:
             assert b["labels"] == [clips[k]["class"] for k in b["keys"]]
             assert b["lengths"] == [frames(data.DATA_DIR / clips[k]["file"]) for k in b["keys"]]
-            assert b["shape"] == [len(b["keys"]), 64, max(b["lengths"])]
+            assert b["shape"] == [len(b["keys"]), 80, max(b["lengths"])]
 
 
 def test_torchdata_nodes_example_resumes_without_loss_or_repeat():
@@ -68,7 +68,7 @@ def test_torchdata_nodes_example_resumes_without_loss_or_repeat():
     assert len(result["before"]) == 3 * 4
     assert result["before"] + result["after"] == result["epoch"]
     assert result["lost"] == [] and result["repeated"] == []
-    assert all(shape[:2] == [4, 64] for shape in result["first_shapes"])
+    assert all(shape[:2] == [4, 80] for shape in result["first_shapes"])
 
 
 def test_dataset_wrapper_example():

@@ -129,11 +129,13 @@ def _check_rates(stages: list[Any], rate: int, where: str) -> int:
                     f"audio at {rate} Hz"
                 )
             rate = int(stage.get("new_sr", rate))
-        elif "sr" in stage and stage["sr"] != rate:
-            raise ValueError(
-                f"{where}[{i}] {stage['name']} has sr={stage['sr']!r} but receives audio at "
-                f"{rate} Hz (sample_rate)"
-            )
+        else:
+            for key in ("sr", "sample_frequency"):  # nnAudio's name, Kaldi's name
+                if key in stage and stage[key] != rate:
+                    raise ValueError(
+                        f"{where}[{i}] {stage['name']} has {key}={stage[key]!r} but receives "
+                        f"audio at {rate} Hz (sample_rate)"
+                    )
     return rate
 
 

@@ -260,6 +260,20 @@ def batch_lengths(name: str) -> list[int]:
 LEVELS = [0.8, 0.5, 1e-3, 0.3]
 
 
+def padded_batch(name: str) -> tuple[list[np.ndarray], torch.Tensor, torch.Tensor]:
+    """The clips of :func:`batch_lengths` at ``LEVELS``, zero-padded into ``(batch, time)``, and
+    their lengths."""
+    sr = RATES[name]
+    clips = [
+        make_clip(n, sr, seed=i, level=lv)
+        for i, (n, lv) in enumerate(zip(batch_lengths(name), LEVELS))
+    ]
+    x = torch.zeros(len(clips), max(c.size for c in clips))
+    for i, c in enumerate(clips):
+        x[i, : c.size] = torch.from_numpy(c)
+    return clips, x, torch.tensor([c.size for c in clips])
+
+
 def err(a: np.ndarray, b: np.ndarray) -> float:
     assert a.shape == b.shape, f"shapes differ: {a.shape} vs {b.shape}"
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0))
@@ -306,15 +320,7 @@ def test_single_clip(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_padded_batch(name: str) -> None:
-    sr = RATES[name]
-    clips = [
-        make_clip(n, sr, seed=i, level=lv)
-        for i, (n, lv) in enumerate(zip(batch_lengths(name), LEVELS))
-    ]
-    x = torch.zeros(len(clips), max(c.size for c in clips))
-    for i, c in enumerate(clips):
-        x[i, : c.size] = torch.from_numpy(c)
-    lengths = torch.tensor([c.size for c in clips])
+    clips, x, lengths = padded_batch(name)
     out = ours(name, x, lengths)
     valid = front_end(name).output_lengths(lengths)
     assert out.shape[:2] == (len(clips), out.shape[1])
@@ -324,6 +330,26 @@ def test_padded_batch(name: str) -> None:
         assert out.shape[2] >= int(valid.max())
     for i, c in enumerate(clips):
         check_clip(name, out[i], int(valid[i]), c)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("name", NAMES)
+def test_on_cuda_with_tf32_allowed(name: str) -> None:
+    # The same bars on a GPU with TF32 allowed for matmuls and cuDNN convolutions (a user's global
+    # setting): an exact recipe must not depend on it (a TF32 DFT errs 2e-3 to 3e-2 on whisper-80).
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        clips, x, lengths = padded_batch(name)
+        fe = load_recipe(name).eval().to("cuda")
+        with torch.no_grad():
+            out = fe(x.cuda(), lengths=lengths.cuda()).cpu().numpy()
+        valid = fe.output_lengths(lengths)
+        for i, c in enumerate(clips):
+            check_clip(name, out[i], int(valid[i]), c)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def test_fixed_length_recipes_trim_long_clips() -> None:

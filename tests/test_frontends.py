@@ -51,10 +51,12 @@ pytestmark = [
 # ------------------------------------------------------------------------------ test signals
 
 
-def make_clip(n: int, sr: int, seed: int, level: float) -> np.ndarray:
+def make_clip(n: int, sr: int, seed: int, level: float, gap: bool = False) -> np.ndarray:
     """``(n,)`` float32 audio-like clip with peak ``level``: a log chirp 60 Hz - sr/2.3, a tone
     with tremolo, a second tone that starts part-way (an onset), a decaying noise burst and
-    background noise (so that no mel band is empty). Deterministic in ``seed``."""
+    background noise (so that no mel band is empty). ``gap``: the middle fifth 100 dB down (a
+    pause, more than any top_db-style clamp below the clip's peak lets through). Deterministic in
+    ``seed``."""
     rng = np.random.default_rng(seed)
     t = np.arange(n) / sr
     dur = max(n / sr, 1e-3)
@@ -65,6 +67,8 @@ def make_clip(n: int, sr: int, seed: int, level: float) -> np.ndarray:
     onset = np.where(t > 0.4 * dur, np.sin(2 * np.pi * (1250.0 + 90 * seed) * t + seed), 0.0)
     burst = rng.standard_normal(n) * np.exp(-np.maximum(t - 0.2 * dur, 0) * 25) * (t > 0.2 * dur)
     x = 0.4 * sweep + 0.3 * tone + 0.25 * onset + 0.3 * burst + 0.05 * rng.standard_normal(n)
+    if gap:
+        x[2 * n // 5 : 3 * n // 5] *= 1e-5
     return (level * x / np.max(np.abs(x))).astype(np.float32)
 
 
@@ -252,7 +256,8 @@ def ours(name: str, x: torch.Tensor, lengths: torch.Tensor | None = None) -> np.
 
 def batch_lengths(name: str) -> list[int]:
     """Clip lengths of the padded batch: a long loud clip, one shorter than a window, a quiet one
-    beside the loud ones (Whisper's per-clip max), one whose last frames reach past its end."""
+    beside the loud ones (Whisper's per-clip max), one with a 100 dB pause; none a multiple of
+    the hop, so that the last frames reach past the clips' ends."""
     sr = RATES[name]
     return [int(2.5 * sr) + 77, BY_NAME[name].shortest, int(1.2 * sr) + 123, int(1.7 * sr) + 59]
 
@@ -265,7 +270,7 @@ def padded_batch(name: str) -> tuple[list[np.ndarray], torch.Tensor, torch.Tenso
     their lengths."""
     sr = RATES[name]
     clips = [
-        make_clip(n, sr, seed=i, level=lv)
+        make_clip(n, sr, seed=i, level=lv, gap=i == 3)
         for i, (n, lv) in enumerate(zip(batch_lengths(name), LEVELS))
     ]
     x = torch.zeros(len(clips), max(c.size for c in clips))

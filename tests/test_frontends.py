@@ -212,27 +212,30 @@ def _snip(n: int) -> int:
 
 FRONT_ENDS = [
     # Whisper: the bar 1e-4 on (log10 + 4) / 4 values; HF's torch path and openai agree
-    # to 1.2e-7 (cross-check below), so 1e-4 leaves room only for a different float32 FFT / mel
-    # summation order, not for a different formula (a wrong max or pad is off by >= 1e-2).
+    # to 1.2e-7 (cross-check below) and the recipes were seen within 2.6e-5, so 1e-4 leaves room
+    # for a different float32 FFT / mel summation order, not for a different formula (openai's
+    # batch-wide max is off by 0.23 here, an n_fft of 402 by 0.28).
     FrontEnd("whisper-80", lambda x: ref_whisper(x, 80), 1e-4, lambda n: min(3000, -(-n // 160)), 3000),
     FrontEnd("whisper-128", lambda x: ref_whisper(x, 128), 1e-4, lambda n: min(3000, -(-n // 160)), 3000),
     # -nopad: torch.stft's reflect pad of 200 needs more than 200 samples
     FrontEnd("whisper-80-nopad", lambda x: ref_whisper(x, 80, pad=False), 1e-4, lambda n: n // 160, shortest=300),
     # Kaldi fbank: natural log of float32 energies; where a band's energy is small relative to its
     # frame, float32 rounding of two different FFTs differs by a larger relative amount, and the
-    # log turns that into an absolute error. The bar 2e-2 (knf and lhotse, both float32,
-    # agree to ~2.4e-4 on these signals; see the cross-check).
+    # log turns that into an absolute error. The bar 2e-2; seen 1.1e-3 (knf and lhotse,
+    # both float32, agree to ~2.4e-4; pre-emphasis 0.96 instead of 0.97 is off by 1.4).
     FrontEnd("kaldi-fbank-80", ref_kaldi, 2e-2, _snip),
     FrontEnd("lhotse-fbank-80", ref_lhotse, 2e-2, lambda n: (n + 80) // 160),
     # AST: Kaldi fbank / 9.138: HF's numpy path stores the FFT in complex64 and runs a float64 mel
-    # product, so float32 differences of ~1e-3 in log units shrink to ~1e-4; the bar is 2e-3.
+    # product, so float32 differences of ~1e-3 in log units shrink to ~1e-4 (seen 1.7e-4); the
+    # bar is 2e-3 (a periodic instead of symmetric hann is off by 0.14).
     FrontEnd("ast-128", lambda x: ref_ast(x, None), 2e-3, _snip),
     FrontEnd("ast-128-1024", lambda x: ref_ast(x, 1024), 2e-3, lambda n: min(1024, _snip(n)), 1024),
     # VGGish: the original is float64; ln(mel + 0.01) bounds the log's gain (d = dmel / (mel +
-    # 0.01)), so float32 magnitudes land within ~1e-5; the bar is 2e-4.
+    # 0.01)), so float32 magnitudes land within ~1e-5 (seen 1.1e-5); the bar is 2e-4.
     FrontEnd("vggish-64", ref_vggish, 2e-4, _snip),
     # PANNs / CLAP: 10 log10 of float32 powers from torchlibrosa's conv1d DFT; 5e-3 dB is a 0.12 %
-    # power error, room for two float32 DFTs of 1024 points; reflect pad 512 needs > 512 samples.
+    # power error, room for two float32 DFTs of 1024 points (seen 2.2e-4 dB; fmin 50.5 instead of
+    # 50 is off by 1.4 dB); reflect pad 512 needs more than 512 samples.
     FrontEnd("panns-64", lambda x: ref_torchlibrosa(x, 32000, 1024, 320), 5e-3, lambda n: 1 + n // 320, shortest=700),
     FrontEnd("clap-htsat-64", lambda x: ref_torchlibrosa(x, 48000, 1024, 480), 5e-3, lambda n: 1 + n // 480, shortest=700),
 ]  # fmt: skip

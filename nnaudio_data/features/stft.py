@@ -36,7 +36,7 @@ from nnaudio_data._shapes import (
     row_lengths_of,
     unflatten,
 )
-from nnaudio_data._transform import Transform
+from nnaudio_data._transform import Transform, nnaudio_keys
 from nnaudio_data.features._common import (
     check_bool,
     compute_dtype,
@@ -158,6 +158,9 @@ class STFT(Transform):
     """
 
     output_kind = "spectrogram"
+    nnaudio_buffers = nnaudio_keys(
+        "wsin", "wcos", "window_mask", "kernel_sin_inv", "kernel_cos_inv"
+    )
 
     wcos: torch.Tensor
     wsin: torch.Tensor
@@ -459,6 +462,7 @@ class iSTFT(Transform):
     """
 
     output_kind = "waveform"
+    nnaudio_buffers = nnaudio_keys("kernel_sin", "kernel_cos", "window_mask")
 
     time_dim = -1
     kernel_cos: torch.Tensor

@@ -20,7 +20,7 @@ from nnaudio_data._checks import (
     check_positive_int,
     check_range,
 )
-from nnaudio_data._transform import Transform
+from nnaudio_data._transform import Transform, nnaudio_keys
 from nnaudio_data.features._common import check_bool
 from nnaudio_data.features._filterbank import _FilterbankSpectrogram
 from nnaudio_data.features.stft import STFT
@@ -182,6 +182,7 @@ class MFCC(Transform):
     """
 
     output_kind = "spectrogram"
+    nnaudio_buffers = nnaudio_keys("amin", "ref")
     time_dim = -1
     dct_basis: torch.Tensor
 

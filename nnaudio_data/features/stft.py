@@ -36,7 +36,7 @@ from nnaudio_data._shapes import (
     row_lengths_of,
     unflatten,
 )
-from nnaudio_data._transform import Transform
+from nnaudio_data._transform import Transform, nnaudio_keys
 from nnaudio_data.features._common import (
     check_bool,
     compute_dtype,
@@ -56,6 +56,8 @@ from nnaudio_data.kernels.fourier import (
 from nnaudio_data.kernels.windows import WindowSpec
 
 __all__ = ["BACKENDS", "OUTPUT_FORMATS", "STFT", "iSTFT"]
+
+_LAZY_KERNELS = frozenset({"wcos", "wsin", "kernel_cos_inv", "kernel_sin_inv"})
 
 OUTPUT_FORMATS = ("Complex", "Magnitude", "Phase")
 #: ``'auto'``: the FFT path where the kernels allow it (frozen, ``freq_scale='no'``), else conv.
@@ -156,6 +158,9 @@ class STFT(Transform):
     """
 
     output_kind = "spectrogram"
+    nnaudio_buffers = nnaudio_keys(
+        "wsin", "wcos", "window_mask", "kernel_sin_inv", "kernel_cos_inv"
+    )
 
     wcos: torch.Tensor
     wsin: torch.Tensor
@@ -208,51 +213,87 @@ class STFT(Transform):
         self.dtype = kernel_dtype
         self.time_dim = -2 if output_format == "Complex" else -1
 
-        wcos, wsin = fourier_kernels(
-            n_fft,
-            win_length=win_length,
-            freq_bins=freq_bins,
-            window=window,
-            freq_scale=freq_scale,
-            fmin=fmin,
-            fmax=fmax,
-            sr=sr,
-        )
-        self.freq_bins = wcos.shape[0]
-        bins = fourier_bins(n_fft, self.freq_bins, freq_scale, fmin, fmax, sr)
+        bins = fourier_bins(n_fft, freq_bins, freq_scale, fmin, fmax, sr)
+        self.freq_bins = bins.shape[0]
         self.bin_list = bins.tolist()
         self.bins2freq = (bins * (sr / n_fft)).tolist()
-        # nnAudio's shapes (freq_bins, 1, n_fft), so a trained nnAudio state_dict loads
-        register_kernel(
-            self, "wsin", torch.tensor(wsin, dtype=kernel_dtype).unsqueeze(1), trainable
-        )
-        register_kernel(
-            self, "wcos", torch.tensor(wcos, dtype=kernel_dtype).unsqueeze(1), trainable
-        )
         w = fourier_window(window, n_fft, win_length)
         self.register_buffer("window_mask", torch.tensor(w, dtype=kernel_dtype), persistent=False)
 
         half = n_fft // 2 + 1
+        if self.iSTFT and self.freq_bins != half:
+            raise ValueError(
+                f"iSTFT=True needs freq_bins = n_fft // 2 + 1 = {half}, got {freq_bins!r}"
+            )
+        # the kernels are built when the conv path (or a user) needs them: a frozen STFT on the
+        # FFT path holds only its window (n_fft=16384: 13 s and 1 GiB of kernels otherwise)
+        self._kernel_args: dict[str, Any] = {
+            "n_fft": n_fft,
+            "win_length": win_length,
+            "freq_bins": freq_bins,
+            "window": window,
+            "freq_scale": freq_scale,
+            "fmin": fmin,
+            "fmax": fmax,
+            "sr": sr,
+        }
         self.backend = backend
         self.use_fft = _resolve_backend(
             backend,
             not self.trainable and freq_scale == "no" and self.freq_bins <= half,
             "frozen kernels (trainable=False), freq_scale='no' and freq_bins <= n_fft // 2 + 1",
         )
+
+    @property
+    def use_fft(self) -> bool:
+        """Whether the FFT path computes the transform (may be switched off: the kernels are then
+        built)."""
+        return bool(self.__dict__["_use_fft"])
+
+    @use_fft.setter
+    def use_fft(self, value: bool) -> None:
+        self.__dict__["_use_fft"] = check_bool("use_fft", value)
+        if not value:
+            self._build_kernels()
+
+    def __getattr__(self, name: str) -> Any:
+        lazy = name in _LAZY_KERNELS and "_kernel_args" in self.__dict__
+        if lazy and not self.__dict__.get("_building", False):
+            if name not in self._buffers and name not in self._parameters:
+                self._build_kernels()
+        return super().__getattr__(name)
+
+    def _build_kernels(self) -> None:
+        """Register ``wcos`` / ``wsin`` (and the synthesis kernels with ``iSTFT``) if missing."""
+        if "wcos" in self._buffers or "wcos" in self._parameters:
+            return
+        self.__dict__["_building"] = True
+        try:
+            self._register_kernels()
+        finally:
+            self.__dict__["_building"] = False
+
+    def _register_kernels(self) -> None:
+        like = self.window_mask
+        wcos, wsin = fourier_kernels(**self._kernel_args)
+        # nnAudio's shapes (freq_bins, 1, n_fft), so a trained nnAudio state_dict loads
+        for name, kernel in (("wsin", wsin), ("wcos", wcos)):
+            tensor = torch.tensor(kernel, dtype=like.dtype, device=like.device).unsqueeze(1)
+            register_kernel(self, name, tensor, self.trainable)
         if self.iSTFT:
-            if self.freq_bins != half:
-                raise ValueError(
-                    f"iSTFT=True needs freq_bins = n_fft // 2 + 1 = {half}, got {freq_bins!r}"
-                )
+            args = self._kernel_args
             icos, isin = inverse_fourier_basis(
-                n_fft, half, freq_scale, fmin, fmax, sr, onesided=False
+                args["n_fft"],
+                self.freq_bins,
+                args["freq_scale"],
+                args["fmin"],
+                args["fmax"],
+                args["sr"],
+                onesided=False,
             )
-            self.register_buffer(
-                "kernel_cos_inv", torch.tensor(icos, dtype=kernel_dtype), persistent=False
-            )
-            self.register_buffer(
-                "kernel_sin_inv", torch.tensor(isin, dtype=kernel_dtype), persistent=False
-            )
+            for name, kernel in (("kernel_cos_inv", icos), ("kernel_sin_inv", isin)):
+                tensor = torch.tensor(kernel, dtype=like.dtype, device=like.device)
+                self.register_buffer(name, tensor, persistent=False)
 
     def num_frames(self, n_samples: int) -> int:
         """Frames for a signal of ``n_samples`` samples."""
@@ -369,7 +410,7 @@ class STFT(Transform):
         if length is not None:
             length = check_positive_int("length", length)
         rows, lead = _check_spectrum(X)
-        rows = rows.to(compute_dtype(rows, self.wcos))
+        rows = rows.to(compute_dtype(rows, self.window_mask))
         kernels = None
         if not self.use_fft:
             kcos, ksin = self.kernel_cos_inv.to(rows.dtype), self.kernel_sin_inv.to(rows.dtype)
@@ -421,6 +462,7 @@ class iSTFT(Transform):
     """
 
     output_kind = "waveform"
+    nnaudio_buffers = nnaudio_keys("kernel_sin", "kernel_cos", "window_mask")
 
     time_dim = -1
     kernel_cos: torch.Tensor

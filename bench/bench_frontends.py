@@ -40,6 +40,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -322,13 +323,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.threads, args.rounds = [2], 3
 
-    rows, verdict_lines, machines = [], [], []
+    rows, verdict_lines, machines, busy = [], [], [], []
     for threads in args.threads:
         set_threads(threads)
         machines.append(f"{threads} thread(s): {machine_details()}")
         for name in args.recipes:
             print(f"{name}, {threads} thread(s): building and checking ...", file=sys.stderr)
             impls = build(name, args.batch, args.seconds)
+            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+            if load > (os.cpu_count() or 1):
+                busy.append(f"{name} / {threads} thread(s): load {load:.1f}")
             timings = time_cases(
                 [Case(i.name, i.fn) for i in impls], rounds=args.rounds, warmup=1, pause=0.2
             )
@@ -362,6 +366,12 @@ def main(argv: list[str] | None = None) -> None:
         )
     )  # fmt: skip
     print("\nTargets (on the best times):\n" + "\n".join(verdict_lines))
+    if busy:
+        print(
+            "\nNOTE: the 1-minute load average exceeded the CPU count while timing "
+            + "; ".join(busy)
+            + ": other work shared the CPUs, so these ratios are noisy."
+        )
 
 
 if __name__ == "__main__":

@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}, {threads} thread(s): building and checking ...", file=sys.stderr)
             impls = build(name, args.batch, args.seconds)
             load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-            if load > (os.cpu_count() or 1):
+            if load - threads > 0.5:  # more than this benchmark's own threads were running
                 busy.append(f"{name} / {threads} thread(s): load {load:.1f}")
             timings = time_cases(
                 [Case(i.name, i.fn) for i in impls], rounds=args.rounds, warmup=1, pause=0.2
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     print("\nTargets (on the best times):\n" + "\n".join(verdict_lines))
     if busy:
         print(
-            "\nNOTE: the 1-minute load average exceeded the CPU count while timing "
+            "\nNOTE: the 1-minute load average exceeded this benchmark's threads while timing "
             + "; ".join(busy)
             + ": other work shared the CPUs, so these ratios are noisy."
         )

@@ -18,6 +18,8 @@ torchdata.nodes helpers and dataset wrappers.
   random ops) (resumable ``torchdata.nodes`` graphs; needs ``torchdata``).
 * :mod:`~nnaudio_data.pipeline.datasets` - :class:`AudioDataset`, :class:`AudioIterableDataset`
   (``DataLoader(ds, batch_size=..., collate_fn=ds.collate)``), :func:`worker_info`.
+* :mod:`~nnaudio_data.pipeline.hf` - Hugging Face ``datasets`` rows and datasets (map-style and
+  streaming) as sources; :class:`HFTransform` for ``ds.set_transform``.
 
 The optional packages (webdataset, torchdata) are imported only when their helpers are called.
 """
@@ -31,6 +33,7 @@ from nnaudio_data.pipeline.collate import (
 )
 from nnaudio_data.pipeline.datasets import AudioDataset, AudioIterableDataset, worker_info
 from nnaudio_data.pipeline.device import DeviceStage
+from nnaudio_data.pipeline.hf import HFTransform
 from nnaudio_data.pipeline.nodes import (
     LoadBatch,
     SeededBatch,
@@ -55,6 +58,7 @@ __all__ = [
     "BatchTransform",
     "DeviceStage",
     "FaultPolicy",
+    "HFTransform",
     "LoadBatch",
     "SampleError",
     "SeededBatch",

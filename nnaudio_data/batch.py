@@ -3,13 +3,14 @@
 :class:`WaveBatch` is padded audio with valid lengths in samples; :class:`SpecBatch` is the
 spectrogram a transform made of it, with valid lengths in frames. Both carry the sample rate, the
 sample keys, the labels and free metadata, move with ``.to(device, non_blocking=...)`` and pin with
-``.pin_memory()`` (so ``DataLoader(pin_memory=True)`` pins them).
+``.pin_memory()`` (so ``DataLoader(pin_memory=True)`` pins them), and unpack as a pair:
+``spec, lengths = batch`` (``audio, lengths`` for a ``WaveBatch``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -44,6 +45,12 @@ class _Batch:
 
     def __len__(self) -> int:
         return int(self.lengths.shape[0])
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        """``data, lengths = batch``: the ``(features, lengths)`` pair that lhotse's
+        ``collate_features`` (and most training loops) use. ``len(batch)`` stays the number of
+        items."""
+        return iter((self.data, self.lengths))
 
     def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Self:
         changes = {f.name: _move(getattr(self, f.name), fn) for f in dataclasses.fields(self)}

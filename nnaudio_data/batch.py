@@ -37,6 +37,7 @@ class _Batch:
     labels: torch.Tensor | list[Any] | None = None
     meta: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)
+    skipped_keys: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     @property
     def data(self) -> torch.Tensor:
@@ -95,6 +96,8 @@ class WaveBatch(_Batch):
             made (in whichever process made it); summed in the main process by
             ``nnaudio_data.pipeline.SkipCounter``. A batch may be empty (length 0) and carry
             only counts.
+        skipped_keys: ``{reason: [key or file name, ...]}`` of those samples, where known (a
+            stream error counted by ``policy(exception)`` has no sample key).
     """
 
     audio: torch.Tensor
@@ -116,7 +119,7 @@ class SpecBatch(_Batch):
             the second-to-last for Complex ``(batch, freq, frames, 2)``: see ``time_dim``.
         lengths: ``(batch,)`` int64, valid frames per item.
         time_dim: the axis of ``spec`` that is time (default -1).
-        keys, labels, meta, sample_rate, skipped: as in :class:`WaveBatch`.
+        keys, labels, meta, sample_rate, skipped, skipped_keys: as in :class:`WaveBatch`.
     """
 
     spec: torch.Tensor

@@ -185,6 +185,16 @@ def _hf_audio(value: Mapping[str, Any], sr: Any, name: str | None) -> tuple[Any,
     )
 
 
+def _byte_size(source: Any) -> int | None:
+    """The size in bytes of encoded bytes or of the file at a path (``None``: unknown)."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return len(source)
+    try:
+        return os.path.getsize(source)
+    except (OSError, TypeError, ValueError):
+        return None
+
+
 def _skipped_marker(sample: Any) -> Skipped | None:
     """The :class:`Skipped` marker standing for ``sample`` or one of its fields, if any."""
     if isinstance(sample, Skipped):
@@ -274,6 +284,9 @@ class WaveCollate:
         self, source: Any, key: str | None, expected_sr: Any
     ) -> tuple[torch.Tensor, int, float]:
         """``(audio, sample_rate, scale)``: integer PCM stays integer until the batch is made."""
+        if _byte_size(source) == 0:  # soundfile cannot open it at all: no audio, not corrupt
+            name = key if key is not None else str(source)
+            raise SampleError(f"sample {name!r} is a 0-byte file", key=name, reason="empty")
         data, scale, sr = read_native(source, key=key, dtype=self.dtype)
         # (time, channels) -> (channels, time); one channel as a plain (1, T) row
         audio = (
@@ -427,16 +440,19 @@ class WaveCollate:
     # -- the batch ------------------------------------------------------------------------
     def __call__(self, samples: Sequence[Any]) -> WaveBatch:
         skipped = take_pending()
+        skipped_keys: dict[str, list[str]] = {}
         items: list[_Item] = []
         target_sr = self.sample_rate
         channels: int | None = None
         for index, sample in enumerate(samples):
             marker = _skipped_marker(sample)
             if marker is not None:
+                name = marker.key
                 if marker is not sample:  # a field's marker, not yet logged with the sample key
-                    name = sample.get("key", sample.get("__key__", str(index)))
-                    log_skip(str(name), marker.reason, marker.message)
+                    name = str(sample.get("key", sample.get("__key__", str(index))))
+                    log_skip(name, marker.reason, marker.message)
                 add_counts(skipped, {marker.reason: 1})
+                skipped_keys.setdefault(marker.reason, []).append(name or str(index))
                 continue
             try:
                 item = self._check(self._item(sample, index), target_sr)
@@ -448,15 +464,21 @@ class WaveCollate:
                         reason="channels",
                     )
             except SampleError as error:
-                add_counts(skipped, {self.policy.handle(error).reason: 1})
+                reason = self.policy.handle(error).reason
+                add_counts(skipped, {reason: 1})
+                skipped_keys.setdefault(reason, []).append(error.key or str(index))
                 continue
             target_sr = item.sample_rate if target_sr is None else target_sr
             channels = item.audio.shape[0] if channels is None else channels
             items.append(item)
-        return self._pad(items, target_sr, skipped)
+        return self._pad(items, target_sr, skipped, skipped_keys)
 
     def _pad(
-        self, items: list[_Item], sample_rate: int | None, skipped: dict[str, int]
+        self,
+        items: list[_Item],
+        sample_rate: int | None,
+        skipped: dict[str, int],
+        skipped_keys: dict[str, list[str]],
     ) -> WaveBatch:
         lengths = torch.tensor([it.audio.shape[-1] for it in items], dtype=torch.long)
         n_channels = items[0].audio.shape[0] if items else 1
@@ -479,6 +501,7 @@ class WaveCollate:
             labels=_collate_labels([it.label for it in items]),
             meta=[it.meta for it in items],
             skipped=skipped,
+            skipped_keys=skipped_keys,
         )
 
     #: Whether the padded audio goes in shared memory when made in a DataLoader worker (it is
@@ -506,9 +529,12 @@ def apply_transform(transform: nn.Module, batch: WaveBatch | SpecBatch) -> SpecB
             lengths=torch.zeros(0, dtype=torch.long),
             sample_rate=batch.sample_rate,
             skipped=dict(batch.skipped),
+            skipped_keys=dict(batch.skipped_keys),
         )
     out = apply_to_batch(transform, batch)
-    return dataclasses.replace(out, skipped=dict(batch.skipped))
+    return dataclasses.replace(
+        out, skipped=dict(batch.skipped), skipped_keys=dict(batch.skipped_keys)
+    )
 
 
 class BatchTransform:

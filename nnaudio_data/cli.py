@@ -4,7 +4,9 @@
 WebDataset shard patterns or, with no input, the bundled default data, and prints what it did:
 clips, batches, audio seconds, throughput, output shapes and skipped samples by reason.
 ``--json`` prints that summary as one JSON object on stdout; ``--png FILE`` draws the first batch.
-``nnaudio-data recipes`` lists the recipes.
+``nnaudio-data extract [INPUTS...] --out DIR`` computes a recipe's features once and writes them as
+WebDataset shards with a manifest (:mod:`nnaudio_data.extract`; resumable, and under ``torchrun``
+each rank writes its share). ``nnaudio-data recipes`` lists the recipes.
 
 How a run is built (the same adapters a training script uses):
 
@@ -445,6 +447,95 @@ def _check_writable_folder(option: str, folder: Path) -> None:
         raise CliError(f"{option}: the folder {str(folder)!r} is not writable")
 
 
+# -- extract ---------------------------------------------------------------------------------
+
+
+def _extract(args: argparse.Namespace) -> int:
+    """``nnaudio-data extract``: :func:`nnaudio_data.extract.extract` over the resolved inputs;
+    under ``torchrun`` (``WORLD_SIZE`` > 1) each rank writes its share, and a gloo group's
+    barrier lets rank 0 merge the manifests."""
+    import torch
+
+    from nnaudio_data.extract import extract
+
+    inputs = resolve_inputs(args.inputs)
+    recipe, transform = _recipe(args.recipe)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {args.out!r} is a file, not a folder")
+    _check_writable_folder("--out", out if out.exists() else _existing_parent(out))
+    if inputs.shards:
+        try:
+            import webdataset  # noqa: F401
+        except ImportError:
+            raise CliError(
+                "reading WebDataset shards needs webdataset: pip install 'nnaudio-data[webdataset]'"
+            ) from None
+    group = None
+    dist = torch.distributed
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")  # torchrun's env:// rendezvous; for the final barrier
+        group = True
+    from tqdm import tqdm
+
+    config = {"sample_rate": recipe.sample_rate, "transforms": recipe.transforms}
+    progress = tqdm(
+        total=len(inputs.files) if not inputs.shards else None,
+        unit="clip",
+        file=sys.stderr,
+        disable=args.quiet or None,
+        leave=False,
+    )
+    try:
+        with progress:
+            manifest = extract(
+                inputs.files,
+                inputs.shards,
+                transform=transform.eval(),
+                sample_rate=recipe.sample_rate,
+                out_dir=out,
+                recipe=recipe.name,
+                recipe_config=config,
+                shard_size=args.shard_size,
+                dtype=args.dtype,
+                workers=args.workers,
+                policy=args.on_error,
+                resample=args.resample,
+                progress=progress.update,
+            )
+    finally:
+        if group:
+            dist.destroy_process_group()
+    merged = out / "manifest.json"
+    if manifest["rank"] == 0 and merged.is_file():
+        manifest = json.loads(merged.read_text(encoding="utf-8"))
+    if args.json:
+        print(json.dumps(manifest))
+    else:
+        resumed = manifest["resumed_shards"]
+        reasons = ", ".join(f"{r} {n}" for r, n in manifest["skipped"].items())
+        print(
+            f"extract  {recipe.name} -> {out}: {manifest['samples']} sample(s) in "
+            f"{len(manifest['shards'])} shard(s) ({resumed} complete already), {args.dtype}\n"
+            f"skipped  {manifest['skipped_total']}" + (f" ({reasons})" if reasons else "")
+        )
+    if manifest["samples"] == 0 and (manifest["shards"] or manifest["skipped_total"]):
+        print(
+            f"nnaudio-data: error: no clip made it through ({manifest['skipped_total']} skipped)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _existing_parent(path: Path) -> Path:
+    """The nearest folder above ``path`` that exists (where it will be created)."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            return parent
+    return Path("/")
+
+
 # -- the picture -----------------------------------------------------------------------------
 
 
@@ -649,6 +740,39 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments ``run`` and ``extract`` share: inputs, recipe, workers, fault policy."""
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="audio files, folders, globs, or shard patterns like data/shard-{000..009}.tar",
+    )
+    parser.add_argument(
+        "--recipe",
+        default=DEFAULT_RECIPE,
+        help=f"recipe name or TOML path (default {DEFAULT_RECIPE}; see `nnaudio-data recipes`)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_non_negative,
+        default=min(2, os.cpu_count() or 1),
+        help="DataLoader worker processes (default: min(2, CPUs))",
+    )
+    parser.add_argument(
+        "--on-error",
+        choices=("skip", "raise"),
+        default="skip",
+        help="a clip that cannot be used: skip, log and count it (default), or stop",
+    )
+    parser.add_argument(
+        "--no-resample",
+        dest="resample",
+        action="store_false",
+        help="reject clips at another sample rate than the recipe's instead of resampling",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from nnaudio_data._version import __version__
 
@@ -666,41 +790,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compute spectrograms with a recipe over audio files, folders or WebDataset "
         "shards (with no input: the bundled default data) and print a summary.",
     )
-    run.add_argument(
-        "inputs",
-        nargs="*",
-        metavar="INPUT",
-        help="audio files, folders, globs, or shard patterns like data/shard-{000..009}.tar",
-    )
-    run.add_argument(
-        "--recipe",
-        default=DEFAULT_RECIPE,
-        help=f"recipe name or TOML path (default {DEFAULT_RECIPE}; see `nnaudio-data recipes`)",
-    )
+    _input_arguments(run)
     run.add_argument("--batch-size", type=_positive, default=16, help="clips per batch (16)")
-    run.add_argument(
-        "--workers",
-        type=_non_negative,
-        default=min(2, os.cpu_count() or 1),
-        help="DataLoader worker processes (default: min(2, CPUs))",
-    )
     run.add_argument(
         "--device",
         choices=("cpu", "cuda"),
         default=None,
         help="where the recipe runs (default: cuda when available, else cpu)",
-    )
-    run.add_argument(
-        "--on-error",
-        choices=("skip", "raise"),
-        default="skip",
-        help="a clip that cannot be used: skip, log and count it (default), or stop",
-    )
-    run.add_argument(
-        "--no-resample",
-        dest="resample",
-        action="store_false",
-        help="reject clips at another sample rate than the recipe's instead of resampling",
     )
     run.add_argument("--limit", type=_positive, default=None, help="stop after N clips")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -709,6 +805,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
+
+    ext = sub.add_parser(
+        "extract",
+        help="compute a recipe's features once and write them as WebDataset shards",
+        description="Compute a recipe's features of every clip and write them as WebDataset "
+        "shards DIR/*.tar (<key>.npy: (features, frames); <key>.json) with DIR/manifest.json. "
+        "Resumable (complete shards are kept); under torchrun each rank writes its share.",
+    )
+    _input_arguments(ext)
+    ext.add_argument("--out", required=True, metavar="DIR", help="the output folder")
+    ext.add_argument(
+        "--shard-size", type=_positive, default=1000, help="audio files per output shard (1000)"
+    )
+    ext.add_argument(
+        "--dtype", choices=("float32", "float16"), default="float32", help="feature dtype"
+    )
+    ext.add_argument("--json", action="store_true", help="print the manifest as one JSON object")
+    ext.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ext.set_defaults(func=_extract)
 
     rec = sub.add_parser("recipes", help="list the recipes")
     rec.add_argument("--json", action="store_true", help="print the list as JSON")

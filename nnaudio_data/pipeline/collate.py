@@ -204,7 +204,7 @@ def _skipped_marker(sample: Any) -> Skipped | None:
     return None
 
 
-def _collate_labels(labels: list[Any]) -> torch.Tensor | list[Any] | None:
+def collate_labels(labels: list[Any]) -> torch.Tensor | list[Any] | None:
     """Labels as a tensor when they are numbers or equal-shape arrays / lists / tensors (ints and
     bools -> int64, floats -> the default float dtype, e.g. class indices, regression targets,
     multi-hot lists); else the list as given (strings, ragged lists, mixed types)."""
@@ -498,7 +498,7 @@ class WaveCollate:
             lengths=lengths,
             sample_rate=int(sample_rate or self.sample_rate or 0),
             keys=[it.key for it in items],
-            labels=_collate_labels([it.label for it in items]),
+            labels=collate_labels([it.label for it in items]),
             meta=[it.meta for it in items],
             skipped=skipped,
             skipped_keys=skipped_keys,

@@ -165,6 +165,8 @@ def audio_pipeline(
     shuffle: int = 0,
     seed: int = 0,
     partial: bool = True,
+    split: bool = True,
+    collate: Any = None,
     **collate_kwargs: Any,
 ) -> Any:
     """A ``webdataset.DataPipeline``: shards split by rank and worker -> samples -> decoded audio
@@ -180,6 +182,11 @@ def audio_pipeline(
             epoch (:class:`EpochShuffle`; with worker processes call ``pipeline.set_epoch(e)``
             before each epoch).
         partial: keep the last, smaller batch.
+        split: split the shards by rank and worker (:func:`split_shards`); ``False``: read every
+            shard here (e.g. one shard per call).
+        collate: a collate function that decodes its own fields, used instead of the audio
+            decoding and ``WaveCollate`` / ``SpecCollate`` (e.g.
+            :class:`nnaudio_data.extract.FeatureCollate` for extracted features).
         **collate_kwargs: as :class:`~nnaudio_data.pipeline.collate.WaveCollate`
             (``sample_rate``, ``resample``, ``mono``, ``label_key``...).
 
@@ -190,19 +197,24 @@ def audio_pipeline(
     batch_size = check_positive_int("batch_size", batch_size)
     shuffle = check_non_negative_int("shuffle", shuffle)
     fault = FaultPolicy.of(policy)
-    collate: WaveCollate = (
-        WaveCollate(policy=fault, **collate_kwargs)
-        if transform is None
-        else SpecCollate(transform, policy=fault, **collate_kwargs)
-    )
+    decode = collate is None
+    if collate is None:
+        collate = (
+            WaveCollate(policy=fault, **collate_kwargs)
+            if transform is None
+            else SpecCollate(transform, policy=fault, **collate_kwargs)
+        )
     shuffler = EpochShuffle(seed, shuffle) if shuffle else None
     stages: list[Any] = [wds.SimpleShardList(urls)]
     if shuffler is not None:
         stages.append(shuffler.shards)
-    stages += [split_shards, wds.tarfile_to_samples(handler=fault)]
+    if split:
+        stages.append(split_shards)
+    stages.append(wds.tarfile_to_samples(handler=fault))
     if shuffler is not None:
         stages.append(shuffler.samples)
-    stages.append(wds.decode(AudioHandler(fault), handler=fault))
+    if decode:
+        stages.append(wds.decode(AudioHandler(fault), handler=fault))
     stages.append(wds.batched(batch_size, collation_fn=collate, partial=partial))
     stages.append(flush_skips)
     pipeline = wds.DataPipeline(*stages)

@@ -62,7 +62,7 @@ from nnaudio_data._version import __version__
 from nnaudio_data.batch import SpecBatch, WaveBatch
 from nnaudio_data.io import SampleError
 from nnaudio_data.pipeline.collate import SpecCollate, collate_labels
-from nnaudio_data.pipeline.datasets import worker_info
+from nnaudio_data.pipeline.datasets import rank_and_world
 from nnaudio_data.pipeline.policy import FaultPolicy, add_counts, take_pending
 
 __all__ = ["FeatureCollate", "extract", "feature_pipeline", "merge_manifests"]
@@ -283,11 +283,7 @@ def extract(
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir {str(out)!r} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    default_rank, default_world, _, _ = worker_info()
-    rank = default_rank if rank is None else int(rank)
-    world = default_world if world_size is None else int(world_size)
-    if not 0 <= rank < world:
-        raise ValueError(f"rank must be in [0, {world}), got {rank}")
+    rank, world = rank_and_world(rank, world_size)
     fault = FaultPolicy.of(policy)
     collate = SpecCollate(
         transform.to("cpu"), sample_rate=sample_rate, resample=resample, mono=True, policy=fault
@@ -327,6 +323,21 @@ def _identity(x: Any) -> Any:
     return x
 
 
+def _skips(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The skipped counts and names of several records or manifest parts, summed."""
+    skipped: dict[str, int] = {}
+    skipped_files: dict[str, list[str]] = {}
+    for part in parts:
+        add_counts(skipped, part["skipped"])
+        for reason, names in part["skipped_files"].items():
+            skipped_files.setdefault(reason, []).extend(names)
+    return {
+        "skipped": dict(sorted(skipped.items())),
+        "skipped_total": sum(skipped.values()),
+        "skipped_files": {k: sorted(v) for k, v in sorted(skipped_files.items())},
+    }
+
+
 def _summary(
     records: list[dict[str, Any]],
     recipe: str,
@@ -336,12 +347,10 @@ def _summary(
     files: int,
     shards: int,
 ) -> dict[str, Any]:
-    skipped: dict[str, int] = {}
-    skipped_files: dict[str, list[str]] = {}
-    for r in records:
-        add_counts(skipped, r["skipped"])
-        for reason, names in r["skipped_files"].items():
-            skipped_files.setdefault(reason, []).extend(names)
+    shard_list = [
+        {"name": f"{r['name']}.tar", "samples": r["samples"], "resumed": r["resumed"]}
+        for r in records
+    ]
     return {
         "recipe": recipe,
         "recipe_config": recipe_config,
@@ -349,18 +358,10 @@ def _summary(
         "dtype": dtype,
         "shard_size": shard_size,
         "inputs": {"files": files, "shards": shards},
-        "shards": sorted(
-            (
-                {"name": f"{r['name']}.tar", "samples": r["samples"], "resumed": r["resumed"]}
-                for r in records
-            ),
-            key=lambda s: s["name"],
-        ),
+        "shards": sorted(shard_list, key=lambda s: s["name"]),
         "samples": sum(r["samples"] for r in records),
         "resumed_shards": sum(bool(r["resumed"]) for r in records),
-        "skipped": dict(sorted(skipped.items())),
-        "skipped_total": sum(skipped.values()),
-        "skipped_files": {k: sorted(v) for k, v in sorted(skipped_files.items())},
+        **_skips(records),
     }
 
 
@@ -379,15 +380,7 @@ def merge_manifests(out_dir: str | os.PathLike[str], world_size: int) -> dict[st
     merged["shards"] = sorted((s for p in parts for s in p["shards"]), key=lambda s: s["name"])
     merged["samples"] = sum(p["samples"] for p in parts)
     merged["resumed_shards"] = sum(p["resumed_shards"] for p in parts)
-    skipped: dict[str, int] = {}
-    skipped_files: dict[str, list[str]] = {}
-    for p in parts:
-        add_counts(skipped, p["skipped"])
-        for reason, names in p["skipped_files"].items():
-            skipped_files.setdefault(reason, []).extend(names)
-    merged["skipped"] = dict(sorted(skipped.items()))
-    merged["skipped_total"] = sum(skipped.values())
-    merged["skipped_files"] = {k: sorted(v) for k, v in sorted(skipped_files.items())}
+    merged.update(_skips(parts))
     _write_json(out / "manifest.json", merged)
     return merged
 

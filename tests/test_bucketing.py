@@ -160,23 +160,20 @@ def test_with_dataloader_workers_nodes_and_stateful_loader(tmp_path: Path) -> No
     assert before + after == expected
 
     # StatefulDataLoader: the same through the batch sampler's state_dict
-    stateful = StatefulDataLoader(
-        dataset,
-        batch_sampler=DurationBatchSampler(durations, max_seconds=0.8, seed=0),
-        num_workers=2,
-        multiprocessing_context="fork",
-        collate_fn=dataset.collate,
-    )
-    it = iter(stateful)
+    def stateful() -> StatefulDataLoader:
+        return StatefulDataLoader(
+            dataset,
+            batch_sampler=DurationBatchSampler(durations, max_seconds=0.8, seed=0),
+            num_workers=2,
+            multiprocessing_context="fork",
+            collate_fn=dataset.collate,
+        )
+
+    interrupted = stateful()
+    it = iter(interrupted)
     before = [next(it).keys for _ in range(2)]
-    state = stateful.state_dict()
-    resumed = StatefulDataLoader(
-        dataset,
-        batch_sampler=DurationBatchSampler(durations, max_seconds=0.8, seed=0),
-        num_workers=2,
-        multiprocessing_context="fork",
-        collate_fn=dataset.collate,
-    )
+    state = interrupted.state_dict()
+    resumed = stateful()
     resumed.load_state_dict(state)
     assert before + [b.keys for b in resumed] == expected
     assert torch.is_tensor(next(iter(resumed)).lengths)

@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import Sampler
 
 from nnaudio_data._checks import check_non_negative_int, check_positive_int
-from nnaudio_data.pipeline.datasets import worker_info
+from nnaudio_data.pipeline.datasets import rank_and_world
 
 __all__ = ["DurationBatchSampler", "audio_durations"]
 
@@ -130,13 +130,7 @@ class DurationBatchSampler(Sampler[list[int]]):
             None if max_batch_size is None else check_positive_int("max_batch_size", max_batch_size)
         )
         self.num_buckets = check_positive_int("num_buckets", num_buckets)
-        default_rank, default_world, _, _ = worker_info()
-        self.world_size = check_positive_int(
-            "world_size", default_world if world_size is None else world_size
-        )
-        self.rank = check_non_negative_int("rank", default_rank if rank is None else rank)
-        if self.rank >= self.world_size:
-            raise ValueError(f"rank must be < world_size={self.world_size}, got {self.rank}")
+        self.rank, self.world_size = rank_and_world(rank, world_size)
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.drop_last = bool(drop_last)

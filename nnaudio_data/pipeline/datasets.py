@@ -41,6 +41,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, IterableDataset
 
+from nnaudio_data._checks import check_non_negative_int, check_positive_int
 from nnaudio_data.pipeline.collate import SpecCollate, WaveCollate
 from nnaudio_data.pipeline.policy import FaultPolicy, Skipped
 
@@ -62,6 +63,17 @@ def worker_info() -> tuple[int, int, int, int]:
     info = torch.utils.data.get_worker_info()
     worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
     return rank, world, worker, workers
+
+
+def rank_and_world(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
+    """``(rank, world_size)``: the ones given, else :func:`worker_info`'s; a ``ValueError``
+    naming them unless ``0 <= rank < world_size``."""
+    default_rank, default_world, _, _ = worker_info()
+    world = check_positive_int("world_size", default_world if world_size is None else world_size)
+    rank = check_non_negative_int("rank", default_rank if rank is None else rank)
+    if rank >= world:
+        raise ValueError(f"rank must be < world_size={world}, got {rank}")
+    return rank, world
 
 
 def is_hf_iterable(source: Any) -> bool:

@@ -361,13 +361,18 @@ def test_on_cuda_with_tf32_allowed(name: str) -> None:
 
 
 def test_fixed_length_recipes_trim_long_clips() -> None:
-    # longer than the fixed length: whisper trims at 30 s, AST keeps the first 1024 frames
+    # longer than the fixed length: whisper trims at 30 s, AST keeps the first 1024 frames; a
+    # short clip in the same (wider than 30 s) batch is unaffected by its long neighbour
     for name, n in (("whisper-80", 480000 + 16037), ("ast-128-1024", 400 + 1030 * 160)):
-        clip = make_clip(n, 16000, seed=7, level=0.6)
-        x = torch.from_numpy(clip)[None]
-        out = ours(name, x, torch.tensor([n]))
-        assert int(front_end(name).output_lengths(torch.tensor([n]))[0]) == BY_NAME[name].fixed
-        check_clip(name, out[0], BY_NAME[name].fixed or 0, clip)
+        long, short = make_clip(n, 16000, seed=7, level=0.6), make_clip(30011, 16000, 8, 0.02)
+        x = torch.zeros(2, n)
+        x[0], x[1, : short.size] = torch.from_numpy(long), torch.from_numpy(short)
+        lengths = torch.tensor([n, short.size])
+        out = ours(name, x, lengths)
+        valid = front_end(name).output_lengths(lengths)
+        assert int(valid[0]) == BY_NAME[name].fixed
+        check_clip(name, out[0], int(valid[0]), long)
+        check_clip(name, out[1], int(valid[1]), short)
 
 
 def _write_wavs(folder: Path, name: str) -> list[Path]:

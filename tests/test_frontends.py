@@ -331,7 +331,7 @@ def test_padded_batch(name: str) -> None:
     clips, x, lengths = padded_batch(name)
     out = ours(name, x, lengths)
     valid = front_end(name).output_lengths(lengths)
-    assert out.shape[:2] == (len(clips), out.shape[1])
+    assert out.ndim == 3 and out.shape[0] == len(clips)  # features: checked per clip
     if BY_NAME[name].fixed is not None:
         assert out.shape[2] == BY_NAME[name].fixed
     else:

@@ -18,7 +18,9 @@ How a run is built (the same adapters a training script uses):
 * a file that cannot be used is raised (``--on-error raise``, exit status 1, the message names the
   file) or skipped, logged and counted by reason (``--on-error skip``).
 
-Exit status: 0 done, 1 a sample failed under ``--on-error raise``, 2 bad arguments or inputs.
+Exit status: 0 done, 1 a sample (or a shard's stream) failed under ``--on-error raise``, or any
+other error (a worker process killed...), 2 bad arguments or inputs, 130 interrupted. Every error
+ends in one line on stderr (``nnaudio-data: error: ...``), never a traceback.
 """
 
 from __future__ import annotations
@@ -81,11 +83,13 @@ def _folder_files(folder: Path) -> tuple[list[str], list[str]]:
     """Audio files under ``folder`` (recursive, sorted); its shards when it holds no audio."""
     from nnaudio_data.io import AUDIO_EXTENSIONS, extension
 
-    paths = sorted(p for p in folder.rglob("*") if p.is_file())
+    paths = sorted(p for p in folder.rglob("*") if not p.is_dir())
+    # audio names that are not regular files (a FIFO, a dangling link) are given to the reader,
+    # which refuses and counts them ('not_regular_file'), rather than dropped uncounted
     audio = [str(p) for p in paths if extension(p.name) in AUDIO_EXTENSIONS]
     if audio:
         return audio, []
-    return [], [str(p) for p in paths if _is_shard(p.name)]
+    return [], [str(p) for p in paths if _is_shard(p.name) and p.is_file()]
 
 
 def resolve_inputs(inputs: Sequence[str]) -> Inputs:
@@ -132,6 +136,10 @@ def resolve_inputs(inputs: Sequence[str]) -> Inputs:
                         f"{name!r} is neither an audio file ({', '.join(sorted(AUDIO_EXTENSIONS))})"
                         " nor a .tar shard"
                     )
+            elif path.is_symlink() or path.exists():  # a FIFO, a device, a dangling link
+                if _is_shard(name) or extension(name) not in AUDIO_EXTENSIONS:
+                    raise CliError(f"{name!r} is not a regular file")
+                out.files.append(name)  # the reader refuses it: counted, or the error
             else:
                 raise CliError(f"no such file or folder: {name!r}")
     return out
@@ -291,7 +299,9 @@ def _loaders(
 
     on_device = args.device != "cpu"
     # On the CPU the workers run the transform; with no workers, the main process does.
-    worker_stage = MeasureThen(None if on_device else BatchTransform(transform))
+    worker_stage = MeasureThen(
+        None if on_device else BatchTransform(transform, policy=args.on_error)  # output checked
+    )
     collate_kwargs = {"sample_rate": sample_rate, "resample": args.resample, "mono": True}
 
     def finish(loader: Iterable[Any]) -> tuple[Iterable[Any], Any]:
@@ -591,6 +601,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SampleError as error:
         print(f"nnaudio-data: error: {_sample_error_message(error)}", file=sys.stderr)
         print("(pass --on-error skip to skip and count such clips)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("nnaudio-data: error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a broken shard under --on-error raise, a killed worker...
+        message = _sample_error_message(error) or repr(error)
+        print(f"nnaudio-data: error: {type(error).__name__}: {message}", file=sys.stderr)
         return 1
 
 

@@ -64,6 +64,7 @@ __all__ = [
     "decode",
     "extension",
     "gunzip",
+    "printable",
     "read_native",
     "scale_into",
 ]

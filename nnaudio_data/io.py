@@ -171,7 +171,7 @@ def gunzip(
                 total += len(chunk)
                 if total > limit:
                     raise DecodeError(
-                        f"{printable(key)!r} decompresses to more than {limit} bytes "
+                        f"{key!r} decompresses to more than {limit} bytes "
                         "(MAX_ENCODED_BYTES): refused",
                         key=key,
                         reason="too_large",
@@ -183,7 +183,7 @@ def gunzip(
             rest = unpack.unused_data
     except zlib.error as exc:
         raise DecodeError(
-            f"cannot decompress {printable(key)!r}: {exc}", key=key, reason="decode_error"
+            f"cannot decompress {key!r}: {exc}", key=key, reason="decode_error"
         ) from exc
     return b"".join(chunks)
 
@@ -196,7 +196,7 @@ def _open_regular(path: str | os.PathLike[str], name: str) -> IO[bytes]:
         fd = os.open(path, flags)
     except OSError as exc:
         raise DecodeError(
-            f"cannot open audio {printable(name)!r}: {exc.strerror}",
+            f"cannot open audio {name!r}: {exc.strerror}",
             key=name,
             reason="decode_error",
         ) from exc
@@ -205,13 +205,13 @@ def _open_regular(path: str | os.PathLike[str], name: str) -> IO[bytes]:
         if not stat.S_ISREG(mode):
             kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
             raise DecodeError(
-                f"audio {printable(name)!r} is not a regular file ({kind}): not read",
+                f"audio {name!r} is not a regular file ({kind}): not read",
                 key=name,
                 reason="not_regular_file",
             )
         if hasattr(os, "O_NONBLOCK"):
             os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
+        return os.fdopen(fd, "rb", buffering=0)  # unbuffered: libsndfile reads the descriptor
     except BaseException:
         os.close(fd)
         raise
@@ -289,7 +289,7 @@ def read_native(
     """
     out_dtype = check_float_dtype("dtype", dtype)
     name = _describe(source, key)
-    shown = printable(name)
+    shown = name  # repr() escapes what is not UTF-8 (surrogate escapes of a file name)
     size: int | None = None
     fileobj: Any
     if isinstance(source, bytes | bytearray | memoryview):
@@ -300,6 +300,14 @@ def read_native(
     elif isinstance(source, str | os.PathLike):
         opened = _open_regular(source, name)  # libsndfile reads its descriptor: any name works
         fileobj, size = opened.fileno(), os.fstat(opened.fileno()).st_size
+        if opened.read(2) == _GZIP_MAGIC:  # a gzip-compressed file: the audio it holds
+            with opened:
+                if size > MAX_ENCODED_BYTES:
+                    raise _too_large(shown, name, f"is {size} bytes of gzip")
+                data_bytes = gunzip(_GZIP_MAGIC + opened.read(), key=name)
+            fileobj, size, source = io.BytesIO(data_bytes), len(data_bytes), data_bytes
+        else:
+            opened.seek(0)
     else:
         fileobj = source
         if getattr(source, "seekable", lambda: False)():

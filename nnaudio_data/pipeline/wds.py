@@ -44,7 +44,7 @@ import logging
 import posixpath
 import re
 import tarfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -129,12 +129,14 @@ class TarSamples:
     docstring). Picklable.
 
     Args:
-        handler: webdataset's exception handler (e.g. a
-            :class:`~nnaudio_data.pipeline.policy.FaultPolicy`), for read errors of the stream.
+        policy: the fault policy: a member that cannot be read is raised as a
+            :class:`~nnaudio_data.io.SampleError` naming it, or becomes the sample's
+            :class:`~nnaudio_data.pipeline.policy.Skipped` marker; read errors of the stream go to
+            it as webdataset's handler (``stream_error``).
     """
 
-    def __init__(self, handler: Callable[[BaseException], bool]) -> None:
-        self.handler = handler
+    def __init__(self, policy: FaultPolicy | str | None = None) -> None:
+        self.handler = FaultPolicy.of(policy)
 
     def __call__(self, shards: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         from webdataset.tariterators import group_by_keys, url_opener
@@ -168,7 +170,8 @@ class TarSamples:
                     continue
                 if info.isreg():
                     if info.size > MAX_ENCODED_BYTES:
-                        data: Any = _skip(
+                        data: Any = self._skip(
+                            name,
                             f"member {name!r} of {url} holds {info.size} bytes, more than "
                             f"MAX_ENCODED_BYTES={MAX_ENCODED_BYTES}: not read",
                             "too_large",
@@ -190,7 +193,8 @@ class TarSamples:
                             if place is None
                             else "links are followed in uncompressed shards only"
                         )
-                        data = _skip(
+                        data = self._skip(
+                            name,
                             f"link member {name!r} -> {info.linkname!r} of {url}: {why}",
                             "not_regular_file",
                         )
@@ -200,15 +204,23 @@ class TarSamples:
                         places[name] = place
                 else:
                     kind = _MEMBER_KINDS.get(info.type, f"of tar type {info.type!r}")
-                    data = _skip(
-                        f"member {name!r} of {url} is {kind}, not a file", "not_regular_file"
+                    data = self._skip(
+                        name, f"member {name!r} of {url} is {kind}, not a file", "not_regular_file"
                     )
                 yield {"fname": name, "data": data}
                 stream.members = []  # type: ignore[attr-defined]  # as webdataset: bounded memory
             except Exception as exn:
-                exn.args = (f"{exn.args[0] if exn.args else exn!r} @ {url}", *exn.args[1:])
+                if not isinstance(exn, SampleError):  # (a SampleError names the shard already)
+                    exn.args = (f"{exn.args[0] if exn.args else exn!r} @ {url}", *exn.args[1:])
                 if not self.handler(exn):
                     break
+
+    def _skip(self, name: str, message: str, reason: str) -> Skipped:
+        """The marker a member takes in its sample (counted and logged with the sample's key),
+        or, under ``"raise"``, the error naming it."""
+        if not self.handler.skips:
+            raise SampleError(message, key=name, reason=reason)
+        return Skipped(key=None, reason=reason, message=message)
 
 
 def _seekable(fileobj: Any) -> bool:
@@ -226,11 +238,6 @@ def _read_at(fileobj: Any, offset: int, size: int) -> bytes:
         return bytes(fileobj.read(size))
     finally:
         fileobj.seek(here)
-
-
-def _skip(message: str, reason: str) -> Skipped:
-    """The marker a member takes in its sample (counted and logged with the sample's key)."""
-    return Skipped(key=None, reason=reason, message=message)
 
 
 def split_shards(shards: Iterable[Any]) -> Iterator[Any]:

@@ -282,7 +282,8 @@ class ProcessMapper(_BaseNode):
         RuntimeError: a worker process died while an item was in flight (killed by the
             OOM-killer or a signal, or it exited): the message names the worker (number, pid,
             exit signal) and the item (its number in the epoch). The other workers are stopped.
-        the exception ``fn`` raised for an item, as itself.
+        the exception ``fn`` raised for an item, as itself (the workers are stopped; the state
+        before it still resumes the epoch).
 
     Args:
         source: the node of items (e.g. a ``SamplerWrapper``).
@@ -364,6 +365,9 @@ class ProcessMapper(_BaseNode):
             message = self._dead_workers(number)
             self._close()
             raise RuntimeError(message) from error
+        except BaseException:  # the item's own error (e.g. a SampleError under "raise")
+            self._close()  # the loop is left: stop the workers now, not when collected
+            raise
         self._state, self._count = state, number + 1
         self._note_started()
         self._fill()

@@ -177,7 +177,7 @@ def _skipped_marker(sample: Any) -> Skipped | None:
 
 def _as_sample_error(error: Exception, sample: Any, index: int) -> SampleError:
     """``error`` if it is a :class:`SampleError`, else one naming the sample and the exception
-    (reason ``'too_large'`` for a ``MemoryError``, ``'unexpected_error'`` otherwise)."""
+    (reason ``'too_large'`` for running out of memory, ``'unexpected_error'`` otherwise)."""
     if isinstance(error, SampleError):
         return error
     if isinstance(sample, Mapping):
@@ -186,7 +186,11 @@ def _as_sample_error(error: Exception, sample: Any, index: int) -> SampleError:
         name = os.fsdecode(sample)
     else:
         name = str(index)
-    reason = "too_large" if isinstance(error, MemoryError) else "unexpected_error"
+    # (torch's CPU allocator raises RuntimeError where numpy raises MemoryError)
+    out_of_memory = isinstance(error, MemoryError) or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+    )
+    reason = "too_large" if out_of_memory else "unexpected_error"
     wrapped = SampleError(
         f"sample {name!r}: {type(error).__name__}: {error}", key=name, reason=reason
     )

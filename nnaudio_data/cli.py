@@ -81,12 +81,12 @@ def _expand_braces(pattern: str) -> list[str]:
 
 def _folder_files(folder: Path) -> tuple[list[str], list[str]]:
     """Audio files under ``folder`` (recursive, sorted); its shards when it holds no audio."""
-    from nnaudio_data.io import AUDIO_EXTENSIONS, extension
+    from nnaudio_data.io import AUDIO_EXTENSIONS, audio_extension
 
     paths = sorted(p for p in folder.rglob("*") if not p.is_dir())
     # audio names that are not regular files (a FIFO, a dangling link) are given to the reader,
     # which refuses and counts them ('not_regular_file'), rather than dropped uncounted
-    audio = [str(p) for p in paths if extension(p.name) in AUDIO_EXTENSIONS]
+    audio = [str(p) for p in paths if audio_extension(p.name) in AUDIO_EXTENSIONS]
     if audio:
         return audio, []
     return [], [str(p) for p in paths if _is_shard(p.name) and p.is_file()]
@@ -103,7 +103,7 @@ def resolve_inputs(inputs: Sequence[str]) -> Inputs:
         CliError: an input names nothing, or a file that is neither audio nor a shard.
     """
     from nnaudio_data import data
-    from nnaudio_data.io import AUDIO_EXTENSIONS, extension
+    from nnaudio_data.io import AUDIO_EXTENSIONS, audio_extension
 
     if not inputs:
         return Inputs(files=[str(p) for p in data.files()], default=True)
@@ -129,7 +129,7 @@ def resolve_inputs(inputs: Sequence[str]) -> Inputs:
             elif path.is_file():
                 if _is_shard(name):
                     out.shards.append(name)
-                elif extension(name) in AUDIO_EXTENSIONS:
+                elif audio_extension(name) in AUDIO_EXTENSIONS:
                     out.files.append(name)
                 else:
                     raise CliError(
@@ -137,7 +137,7 @@ def resolve_inputs(inputs: Sequence[str]) -> Inputs:
                         " nor a .tar shard"
                     )
             elif path.is_symlink() or path.exists():  # a FIFO, a device, a dangling link
-                if _is_shard(name) or extension(name) not in AUDIO_EXTENSIONS:
+                if _is_shard(name) or audio_extension(name) not in AUDIO_EXTENSIONS:
                     raise CliError(f"{name!r} is not a regular file")
                 out.files.append(name)  # the reader refuses it: counted, or the error
             else:

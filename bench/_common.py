@@ -11,6 +11,8 @@ How a fair side-by-side timing is taken on a small shared machine (see ``../shar
 - :class:`Timing` keeps every sample; report the median with the min-max range, and ratios of
   medians measured in the same process (absolute times drift up to 2x between runs).
 - :func:`markdown_table` formats rows for the README's Performance section.
+- :func:`machine_details` names the CPU model, vector ISA, caches, threads and load, to print
+  beside a table.
 - :func:`make_batch` makes a deterministic ``(batch, n)`` float32 batch (sweep + tones + noise).
 
 Run the scripts from the repository root as modules, e.g. ``python -m bench.bench_fourier``, so
@@ -40,6 +42,7 @@ import torch
 __all__ = [
     "Case",
     "Timing",
+    "machine_details",
     "machine_line",
     "make_batch",
     "markdown_table",
@@ -137,6 +140,60 @@ def machine_line() -> str:
     return (
         f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, load average {load:.1f}"
+    )
+
+
+def _cpu_model_and_flags() -> tuple[str, set[str]]:
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model in ("", platform.machine()):
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:  # not Linux
+        pass
+    return model, flags
+
+
+def _cache_sizes() -> str:
+    """``'L1d 32K, L1i 32K, L2 1024K, L3 32768K'`` per core (of cpu0), from /sys (Linux)."""
+    root = "/sys/devices/system/cpu/cpu0/cache"
+    parts = []
+    try:
+        for index in sorted(os.listdir(root)):
+            if not index.startswith("index"):
+                continue
+            with open(f"{root}/{index}/level") as f:
+                level = f.read().strip()
+            with open(f"{root}/{index}/type") as f:
+                kind = f.read().strip()
+            with open(f"{root}/{index}/size") as f:
+                size = f.read().strip()
+            suffix = {"Data": "d", "Instruction": "i"}.get(kind, "")
+            parts.append(f"L{level}{suffix} {size}")
+    except OSError:
+        return "cache sizes unknown"
+    return ", ".join(parts) or "cache sizes unknown"
+
+
+def machine_details() -> str:
+    """The machine beside a table: CPU model, the widest vector ISA (AVX-512 / AVX2 / neither),
+    cache sizes of cpu0, CPU count, torch threads and the 1-, 5- and 15-minute load averages."""
+    model, flags = _cpu_model_and_flags()
+    if "avx512f" in flags:
+        isa = "AVX-512" + (" (+BF16)" if "avx512_bf16" in flags else "")
+    elif "avx2" in flags:
+        isa = "AVX2"
+    else:
+        isa = "no AVX2"
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return (
+        f"{model}; {isa}; {_cache_sizes()}; {os.cpu_count()} CPUs; Python "
+        f"{platform.python_version()}, torch {torch.__version__}, {torch.get_num_threads()} torch "
+        f"threads; load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}"
     )
 
 

@@ -43,7 +43,7 @@ from bench._common import (
     set_threads,
     time_cases,
 )
-from nnaudio_data.features._fast import stft_fft_power
+from nnaudio_data.functional._blocked import stft_fft_power
 
 N_FFT, HOP, N_MELS = 2048, 512, 128
 

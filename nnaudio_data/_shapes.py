@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["check_waveform", "flatten_waveform", "frame_count", "frame_lengths", "unflatten"]
+__all__ = [
+    "check_waveform",
+    "flatten_waveform",
+    "frame_count",
+    "frame_lengths",
+    "row_lengths_of",
+    "unflatten",
+]
 
 ACCEPTED = "(time,), (batch, time), (batch, 1, time) or (batch, channels, time)"
 
@@ -64,3 +71,30 @@ def frame_lengths(lengths: torch.Tensor, n_fft: int, hop_length: int, center: bo
     padded = lengths + 2 * (n_fft // 2) if center else lengths
     frames = torch.div(padded - n_fft, hop_length, rounding_mode="floor") + 1
     return frames.clamp_min(0).to(torch.long)
+
+
+def row_lengths_of(
+    lengths: torch.Tensor | None, lead: tuple[int, ...], rows: torch.Tensor
+) -> torch.Tensor | None:
+    """The valid lengths of each flat row of :func:`flatten_waveform`, from one per item.
+
+    Raises:
+        ValueError: ``lengths`` is not a 1-D integer tensor with one entry per item in
+            ``[0, time]``.
+    """
+    if lengths is None:
+        return None
+    lengths = torch.as_tensor(lengths, device=rows.device)
+    batch, time = lead[0], rows.shape[-1]
+    if lengths.ndim != 1 or lengths.shape[0] != batch or lengths.is_floating_point():
+        raise ValueError(
+            f"lengths must be a 1-D integer tensor with one entry per item ({batch}), got "
+            f"shape {tuple(lengths.shape)} dtype {lengths.dtype}"
+        )
+    if batch and (int(lengths.min()) < 0 or int(lengths.max()) > time):
+        raise ValueError(
+            f"lengths must lie in [0, {time}] (the samples of the input), got "
+            f"{int(lengths.min())}..{int(lengths.max())}"
+        )
+    lengths = lengths.long()
+    return lengths.repeat_interleave(lead[1]) if len(lead) == 2 else lengths

@@ -1,32 +1,105 @@
-"""The base class of every transform: an ``nn.Module`` that knows its own configuration and how
-it maps valid lengths.
+"""The base class of every transform: an ``nn.Module`` that declares what it returns, knows its
+own configuration and maps valid lengths.
 
+The contract every stage declares (read by ``Compose``, the collate functions and recipes; never
+inferred from module or class names):
+
+* ``output_kind`` (class attribute): ``"spectrogram"`` or ``"waveform"`` if the transform makes
+  one, ``None`` (the default) if its output is the same kind as its input (an op).
+* ``time_dim``: the time axis of the output (``-1``; ``-2`` for a complex ``(..., frames, 2)``).
 * ``output_lengths(lengths)`` maps the valid lengths of the input's time axis (samples, or frames
   for a transform that takes a spectrogram) to those of the output. The default is the identity;
   every transform that changes the time axis overrides it.
 * ``get_config()`` (alias ``to_config()``) returns ``{"name": ClassName, **constructor arguments}`` as plain TOML/JSON
   values, recorded automatically from the call to ``__init__``; ``Transform.from_config(cfg)``
   rebuilds the object. ``Compose`` (in ``nnaudio_data.compose``) chains these.
+
+Names. Every subclass is registered under its import path ``"package.module:ClassName"`` and,
+where no other class has it, under its short class name. A user's own subclass is therefore
+built from a config or a recipe by its import path (``"mypkg.front:MyStage"``, imported on
+demand); two classes with the same short name make that short name an error that lists both
+paths, never a silent replacement.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
+import types
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-__all__ = ["Transform", "registered_transforms"]
+__all__ = [
+    "OUTPUT_KINDS",
+    "Transform",
+    "import_path",
+    "lookup_transform",
+    "nnaudio_keys",
+    "registered_transforms",
+]
 
 _REGISTRY: dict[str, type[Transform]] = {}
+#: short names claimed by more than one class: name -> their import paths
+_AMBIGUOUS: dict[str, list[str]] = {}
+OUTPUT_KINDS = ("spectrogram", "waveform", None)
+
+
+def import_path(cls: type) -> str:
+    """``"package.module:QualName"``, the name that finds ``cls`` from anywhere."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _register(cls: type[Transform]) -> None:
+    path = import_path(cls)
+    _REGISTRY[path] = cls
+    name = cls.__name__
+    if name in _AMBIGUOUS:
+        if path not in _AMBIGUOUS[name]:
+            _AMBIGUOUS[name].append(path)
+        return
+    other = _REGISTRY.get(name)
+    if other is None or import_path(other) == path:  # new, or the same class defined again
+        _REGISTRY[name] = cls
+        return
+    del _REGISTRY[name]
+    _AMBIGUOUS[name] = [import_path(other), path]
 
 
 def registered_transforms() -> dict[str, type[Transform]]:
-    """Every public transform class by name (what ``from_config`` can build)."""
+    """Every public transform class by short name and by import path (what ``from_config``
+    builds without importing anything)."""
     return dict(_REGISTRY)
+
+
+def lookup_transform(name: str) -> type[Transform]:
+    """The class a config's ``name`` means: a short name, or an import path (imported here)."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name in _AMBIGUOUS:
+        raise ValueError(
+            f"transform name {name!r} is ambiguous: classes {_AMBIGUOUS[name]} all have it; "
+            "name one by its import path"
+        )
+    if ":" in name:
+        module_name, _, qualname = name.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in qualname.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"transform {name!r} cannot be imported: {e}") from e
+        if not (isinstance(obj, type) and issubclass(obj, Transform)):
+            raise ValueError(f"{name!r} is {obj!r}, not a Transform subclass")
+        return obj
+    short = sorted(k for k in _REGISTRY if ":" not in k)
+    raise ValueError(
+        f"unknown transform name {name!r}; known: {short}, or an import path "
+        "'package.module:ClassName'"
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -55,11 +128,25 @@ class Transform(nn.Module):
     _config: dict[str, Any]
     #: constructor arguments left out of the config (e.g. ``verbose``, ``device``)
     _config_exclude: ClassVar[frozenset[str]] = frozenset({"verbose", "device"})
+    #: what the transform makes: ``"spectrogram"``, ``"waveform"``, or ``None`` (the input's kind)
+    output_kind: ClassVar[str | None] = None
+    #: the time axis of the output
+    time_dim: int = -1
+    #: nnAudio 0.3.4's state_dict keys of this module that we do not save: key -> the attribute
+    #: whose value a checkpoint's entry must equal (a frozen kernel, rebuilt here from the
+    #: arguments), or ``None`` for a key that carries nothing (nnAudio's misspelt ``lenghts``).
+    #: So ``ours.load_state_dict(nnaudio_layer.state_dict())`` works with ``strict=True``.
+    nnaudio_buffers: ClassVar[Mapping[str, str | None]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("output_kind", None) not in OUTPUT_KINDS:
+            raise ValueError(
+                f"{cls.__name__}.output_kind must be one of {OUTPUT_KINDS}, got "
+                f"{cls.__dict__['output_kind']!r}"
+            )
         if not cls.__name__.startswith("_"):
-            _REGISTRY[cls.__name__] = cls
+            _register(cls)
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -91,9 +178,13 @@ class Transform(nn.Module):
         cls.__init__ = recording_init  # type: ignore[method-assign,assignment]
 
     def get_config(self) -> dict[str, Any]:
-        """``{"name": class name, **constructor arguments}`` as plain values."""
+        """``{"name": class name, **constructor arguments}`` as plain values; the name is the
+        short class name for this library's classes, the import path for others."""
         config = getattr(self, "_config", {})
-        return {"name": type(self).__name__, **config}
+        cls = type(self)
+        own = cls.__module__.split(".")[0] == "nnaudio_data"
+        name = cls.__name__ if own and _REGISTRY.get(cls.__name__) is cls else import_path(cls)
+        return {"name": name, **config}
 
     to_config = get_config
 
@@ -103,9 +194,9 @@ class Transform(nn.Module):
         if "name" not in config:
             raise ValueError(f"a transform config needs a 'name' key, got keys {sorted(config)}")
         name = config["name"]
-        if name not in _REGISTRY:
-            raise ValueError(f"unknown transform name {name!r}; known: {sorted(_REGISTRY)}")
-        cls = _REGISTRY[name]
+        if not isinstance(name, str):
+            raise ValueError(f"a transform config's 'name' must be a string, got {name!r}")
+        cls = lookup_transform(name)
         kwargs = {k: v for k, v in config.items() if k != "name"}
         return cls._from_config_kwargs(kwargs)
 
@@ -124,3 +215,54 @@ class Transform(nn.Module):
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Valid lengths of the output's time axis for inputs of valid ``lengths``."""
         return torch.as_tensor(lengths)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        """Recognise the frozen kernels an nnAudio checkpoint stores (see ``nnaudio_buffers``):
+        each is checked against ours and dropped; trainable ones load as parameters."""
+        params = self._parameters
+        for key, attr in self.nnaudio_buffers.items():
+            full = prefix + key
+            if full not in state_dict or params.get(key) is not None:
+                continue
+            value = state_dict.pop(full)
+            if attr is not None:
+                message = _compare_kernel(getattr(self, attr), value)
+                if message:
+                    error_msgs.append(
+                        f"{full}: {message}; the checkpoint's {type(self).__name__} was built with "
+                        "other arguments, or its kernels were trained (then build this one with "
+                        "the trainable option)"
+                    )
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
+
+def nnaudio_keys(*names: str, ignored: tuple[str, ...] = ()) -> Mapping[str, str | None]:
+    """A read-only ``nnaudio_buffers`` table: each of ``names`` is checked against the attribute
+    of the same name, each of ``ignored`` is dropped unchecked."""
+    table: dict[str, str | None] = {n: n for n in names}
+    table.update(dict.fromkeys(ignored))
+    return types.MappingProxyType(table)
+
+
+def _compare_kernel(ours: Any, theirs: Any) -> str:
+    """``""`` if a checkpoint's frozen kernel equals ours (to float32 rounding), else why not."""
+    a = torch.as_tensor(ours).detach().to("cpu", torch.float64).reshape(-1)
+    b = torch.as_tensor(theirs).detach().to("cpu", torch.float64).reshape(-1)
+    if a.shape != b.shape:
+        return f"the checkpoint holds {b.numel()} values where this module has {a.numel()}"
+    scale = float(a.abs().max()) if a.numel() else 0.0
+    worst = float((a - b).abs().max()) if a.numel() else 0.0
+    if worst > 1e-5 * max(scale, 1e-30) + 1e-12:
+        return f"its values differ from this module's by up to {worst:.3g} (largest {scale:.3g})"
+    return ""

@@ -13,11 +13,10 @@ Conventions every stage follows (and :class:`Compose` relies on):
   :func:`output_lengths` falls back to the identity for modules without the method.
 * **Sample rate.** A stage that changes the sample rate (``Resample``) has
   ``output_sample_rate(sample_rate)``, which also rejects a rate it was not built for.
-* **Output kind.** A stage from :mod:`nnaudio_data.features` (or nnAudio) turns waveforms into a
-  spectrogram (``iSTFT`` / ``Griffin_Lim`` the other way); a class may say so itself with a class
-  attribute ``output_kind = "spectrogram"`` or ``"waveform"``. The spectrogram's time axis is the
-  stage's ``time_dim`` attribute where it has one (-2 for a Complex ``(batch, freq, frames, 2)``
-  output), else -2 for ``output_format="Complex"`` and -1 otherwise.
+* **Output kind.** Each stage declares what it makes (the :class:`Transform` contract): a class
+  attribute ``output_kind = "spectrogram"`` or ``"waveform"`` (``None``: the kind of its input),
+  and its output's time axis ``time_dim`` (-2 for a Complex ``(batch, freq, frames, 2)`` STFT).
+  Nothing is inferred from module or class names; a module without ``output_kind`` is an op.
 
 :func:`apply_to_batch` uses all four: it runs the chain with the batch's lengths, maps lengths and
 sample rate, and returns a :class:`SpecBatch` (with the right ``time_dim``) when the chain made a
@@ -46,10 +45,6 @@ __all__ = [
     "output_lengths",
     "output_sample_rate",
 ]
-
-_SPECTROGRAM_MODULES = ("nnaudio_data.features", "nnAudio.")
-_WAVEFORM_NAMES = ("iSTFT", "Griffin_Lim")
-
 
 _ACCEPTS_LENGTHS: dict[type, bool] = {}
 
@@ -96,17 +91,15 @@ def output_kind(transform: nn.Module) -> tuple[str, int] | None:
             kind = output_kind(t) or kind
         return kind
     declared = getattr(type(transform), "output_kind", None)
-    name = type(transform).__name__
-    if declared is None and type(transform).__module__.startswith(_SPECTROGRAM_MODULES):
-        declared = "waveform" if name.startswith(_WAVEFORM_NAMES) else "spectrogram"
-    if declared == "spectrogram":
-        time_dim = getattr(transform, "time_dim", None)
-        if not isinstance(time_dim, int):
-            time_dim = -2 if getattr(transform, "output_format", None) == "Complex" else -1
-        return ("spectrogram", time_dim)
-    if declared == "waveform":
-        return ("waveform", -1)
-    return None
+    if declared is None:
+        return None
+    time_dim = getattr(transform, "time_dim", -1)
+    if declared not in ("spectrogram", "waveform") or not isinstance(time_dim, int):
+        raise ValueError(
+            f"{type(transform).__name__} declares output_kind={declared!r}, time_dim="
+            f"{time_dim!r}; expected 'spectrogram' or 'waveform' and an integer axis"
+        )
+    return (declared, time_dim)
 
 
 class Compose(Transform):

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from nnaudio_data._checks import check_positive_int
-from nnaudio_data._transform import Transform, registered_transforms
+from nnaudio_data._transform import Transform, lookup_transform
 from nnaudio_data.compose import Compose
 
 if sys.version_info >= (3, 11):
@@ -129,11 +129,13 @@ def _check_rates(stages: list[Any], rate: int, where: str) -> int:
                     f"audio at {rate} Hz"
                 )
             rate = int(stage.get("new_sr", rate))
-        elif "sr" in stage and stage["sr"] != rate:
-            raise ValueError(
-                f"{where}[{i}] {stage['name']} has sr={stage['sr']!r} but receives audio at "
-                f"{rate} Hz (sample_rate)"
-            )
+        else:
+            for key in ("sr", "sample_frequency"):  # nnAudio's name, Kaldi's name
+                if key in stage and stage[key] != rate:
+                    raise ValueError(
+                        f"{where}[{i}] {stage['name']} has {key}={stage[key]!r} but receives "
+                        f"audio at {rate} Hz (sample_rate)"
+                    )
     return rate
 
 
@@ -176,7 +178,7 @@ def load_recipe(name_or_path: str | Path) -> Compose:
 def _without_none(config: Mapping[str, Any]) -> dict[str, Any]:
     """``config`` less its ``None`` arguments, checking each has ``None`` as its default."""
     name = config["name"]
-    cls = registered_transforms()[name]
+    cls = lookup_transform(name)
     params = inspect.signature(cls.__init__).parameters
     out: dict[str, Any] = {}
     for key, value in config.items():

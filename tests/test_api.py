@@ -21,7 +21,7 @@ DOCUMENTED_DEVIATIONS = {
 
 
 # Our transforms that nnAudio 0.3.4 does not have.
-EXTRA_NAMES = {"iCQT"}
+EXTRA_NAMES = {"iCQT", "KaldiFbank", "WhisperLogMel"}
 SHARED_NAMES = sorted(set(nnaudio_data.features.__all__) - EXTRA_NAMES)
 
 

@@ -25,7 +25,8 @@ from nnaudio_data.ops import (
 
 class _Frames(Transform):
     """A toy spectrogram: frames of ``hop`` samples' energy, ``(batch, 2, n // hop)``; with
-    ``complex_out`` it adds a trailing axis of 2, like nnAudio's Complex STFT."""
+    ``complex_out`` it adds a trailing axis of 2, like nnAudio's Complex STFT, and declares its
+    time axis -2."""
 
     output_kind = "spectrogram"
 
@@ -33,6 +34,7 @@ class _Frames(Transform):
         super().__init__()
         self.hop = hop
         self.output_format = "Complex" if complex_out else "Magnitude"
+        self.time_dim = -2 if complex_out else -1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1] // self.hop

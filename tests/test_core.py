@@ -105,11 +105,13 @@ def test_config_round_trip() -> None:
     t = Scale(3.0, window=("kaiser", 8.0))
     config = t.get_config()
     assert t.to_config() == config
-    assert config == {"name": "Scale", "factor": 3.0, "window": ["kaiser", 8.0]}
-    rebuilt = Transform.from_config(config)
-    assert (
-        isinstance(rebuilt, Scale) and rebuilt.factor == 3.0 and rebuilt.window == ("kaiser", 8.0)
-    )
+    # a class from outside the library is named by its import path, so a recipe finds it
+    path = f"{Scale.__module__}:Scale"
+    assert config == {"name": path, "factor": 3.0, "window": ["kaiser", 8.0]}
+    for name in (path, "Scale"):  # the short name works too while no other class has it
+        rebuilt = Transform.from_config({**config, "name": name})
+        assert isinstance(rebuilt, Scale) and rebuilt.factor == 3.0
+        assert rebuilt.window == ("kaiser", 8.0)
 
 
 def test_from_config_errors() -> None:
@@ -150,6 +152,7 @@ class ScaleTwice(Scale):
 
 def test_inherited_init_records_the_config() -> None:
     t = ScaleTwice(5.0)
-    assert t.get_config() == {"name": "ScaleTwice", "factor": 5.0, "window": ["gaussian", 3.0]}
+    name = f"{ScaleTwice.__module__}:ScaleTwice"
+    assert t.get_config() == {"name": name, "factor": 5.0, "window": ["gaussian", 3.0]}
     assert isinstance(Transform.from_config(t.get_config()), ScaleTwice)
     assert not hasattr(t, "_init_depth")

@@ -1,4 +1,4 @@
-"""The FFT-domain path for frozen Fourier kernels (``features._fast``) against librosa and torch.stft."""
+"""The FFT-domain path for frozen Fourier kernels (``functional._blocked``) against librosa and torch.stft."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import rel_err
 
-from nnaudio_data.features import _fast
-from nnaudio_data.features._fast import stft_fft, stft_fft_power
+from nnaudio_data.functional import _blocked as _fast
+from nnaudio_data.functional._blocked import stft_fft, stft_fft_power
 from nnaudio_data.kernels.windows import get_window, pad_center
 
 # float32 arithmetic on ~1e3-term FFT sums: librosa (float64 reference) agrees to ~1e-7; the

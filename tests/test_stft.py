@@ -259,13 +259,18 @@ def test_trainable_kernels_are_parameters_and_learn() -> None:
 
 
 def test_frozen_kernels_are_non_persistent_buffers(device: str) -> None:
-    t = STFT(n_fft=64, iSTFT=True)
+    t = STFT(n_fft=64, iSTFT=True, backend="conv")
     assert list(t.parameters()) == []
     assert t.state_dict() == {}
     names = {n for n, _ in t.named_buffers()}
     assert {"wcos", "wsin", "window_mask", "kernel_cos_inv", "kernel_sin_inv"} <= names
     t.to(device)
     assert all(b.device.type == device for b in t.buffers())
+    # on the FFT path the kernels are built when first asked for, on the module's device
+    lazy = STFT(n_fft=64, iSTFT=True).to(device)
+    assert {n for n, _ in lazy.named_buffers()} == {"window_mask"}
+    assert lazy.wcos.device.type == device and lazy.kernel_sin_inv.device.type == device
+    assert lazy.state_dict() == {}
 
 
 @pytest.mark.parametrize("fmt", ["Magnitude", "Complex"])

@@ -9,6 +9,12 @@
   :class:`iCQT` (not in nnAudio 0.3.4).
 * :class:`Gammatonegram` (:mod:`~nnaudio_data.features.gammatone`), :class:`CFP` and its long
   name :class:`Combined_Frequency_Periodicity` (:mod:`~nnaudio_data.features.cfp`).
+* Pretrained models' front ends (not in nnAudio): :class:`KaldiFbank`
+  (:mod:`~nnaudio_data.features.kaldi`; Kaldi, lhotse, AST, VGGish) and :class:`WhisperLogMel`
+  (:mod:`~nnaudio_data.features.whisper`). The recipes in ``transforms/`` configure them.
+
+Each module checks its arguments, builds its kernels from :mod:`nnaudio_data.kernels` and
+computes with :mod:`nnaudio_data.functional`.
 
 Every transform accepts ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` and
 ``(batch, channels, time)`` input, maps valid sample lengths to frame lengths with
@@ -20,8 +26,10 @@ from nnaudio_data.features.cfp import CFP, Combined_Frequency_Periodicity
 from nnaudio_data.features.cqt import CQT, CQT1992, CQT2010, VQT, CQT1992v2, CQT2010v2, iCQT
 from nnaudio_data.features.gammatone import Gammatonegram
 from nnaudio_data.features.griffin_lim import Griffin_Lim
+from nnaudio_data.features.kaldi import KaldiFbank
 from nnaudio_data.features.mel import MFCC, MelSpectrogram
 from nnaudio_data.features.stft import STFT, iSTFT
+from nnaudio_data.features.whisper import WhisperLogMel
 
 __all__ = [
     "CFP",
@@ -36,7 +44,9 @@ __all__ = [
     "Combined_Frequency_Periodicity",
     "Gammatonegram",
     "Griffin_Lim",
+    "KaldiFbank",
     "MelSpectrogram",
+    "WhisperLogMel",
     "iCQT",
     "iSTFT",
 ]

@@ -1,64 +1,24 @@
-"""Parts every spectrogram transform shares: padding (numpy's rules, for any input length),
-kernels held as trainable parameters or as non-persistent buffers, a magnitude whose gradient is
-finite at zero, and small parameter checks."""
+"""What the spectrogram modules share beyond :mod:`nnaudio_data.functional`: kernels held as
+trainable parameters or as non-persistent buffers, the compute dtype, and a bool check."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from nnaudio_data._checks import check_choice
+from nnaudio_data._checks import check_positive_int
 
 __all__ = [
-    "PAD_MODES",
-    "center_pad",
     "check_bool",
     "compute_dtype",
-    "magnitude_power",
-    "pad_signal",
+    "frame_params",
+    "full_precision",
     "register_kernel",
-    "safe_magnitude",
 ]
-
-PAD_MODES = ("reflect", "constant", "replicate", "circular")
-
-
-def pad_signal(x: torch.Tensor, left: int, right: int, pad_mode: str) -> torch.Tensor:
-    """Pad the last axis of ``(rows, time)`` by ``left`` and ``right`` samples.
-
-    ``'reflect'``, ``'replicate'`` and ``'circular'`` work for any input length: when the input is
-    shorter than the padding, the reflection repeats, exactly as ``numpy.pad`` (which librosa uses)
-    does, so a clip shorter than ``n_fft // 2`` gives librosa's numbers instead of an error. A
-    0-sample input is a ``ValueError``.
-    """
-    check_choice("pad_mode", pad_mode, PAD_MODES)
-    n = x.shape[-1]
-    if n == 0:
-        raise ValueError("input has 0 samples; a spectrogram needs at least one")
-    if left == 0 and right == 0:
-        return x
-    if pad_mode == "constant":
-        return F.pad(x, (left, right))
-    if n > max(left, right):  # the common case: one reflection is enough
-        return F.pad(x.unsqueeze(1), (left, right), mode=pad_mode).squeeze(1)
-    idx = torch.arange(-left, n + right, device=x.device)
-    if pad_mode == "reflect":
-        period = max(2 * (n - 1), 1)
-        idx = idx.remainder(period)
-        idx = torch.where(idx >= n, period - idx, idx)
-    elif pad_mode == "replicate":
-        idx = idx.clamp(0, n - 1)
-    else:  # circular
-        idx = idx.remainder(n)
-    return x[..., idx]
-
-
-def center_pad(x: torch.Tensor, pad: int, pad_mode: str) -> torch.Tensor:
-    """:func:`pad_signal` with ``pad`` samples on both sides (``center=True`` framing)."""
-    return pad_signal(x, pad, pad, pad_mode)
 
 
 def register_kernel(module: nn.Module, name: str, kernel: torch.Tensor, trainable: bool) -> None:
@@ -83,35 +43,37 @@ def compute_dtype(x: torch.Tensor, kernel: torch.Tensor) -> torch.dtype:
     return torch.promote_types(x.dtype, kernel.dtype)
 
 
-class _SafeMagnitude(torch.autograd.Function):
-    """``hypot(re, im)`` whose gradient at ``re = im = 0`` is 0 instead of NaN (nnAudio #138)."""
-
-    @staticmethod
-    def forward(ctx: Any, re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
-        mag = torch.hypot(re, im)
-        ctx.save_for_backward(re, im, mag)
-        return mag
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        re, im, mag = ctx.saved_tensors
-        scale = torch.where(mag > 0, grad / mag, torch.zeros_like(mag))
-        return scale * re, scale * im
-
-
-def safe_magnitude(re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
-    """``sqrt(re**2 + im**2)`` with a zero (not NaN) gradient where both are zero; the exact
-    value everywhere (no epsilon is added)."""
-    if torch.is_grad_enabled() and (re.requires_grad or im.requires_grad):
-        out: torch.Tensor = _SafeMagnitude.apply(re, im)
-        return out
-    return torch.hypot(re, im)
+def frame_params(
+    n_fft: Any, win_length: Any, hop_length: Any, hop_default: str = "win_length"
+) -> tuple[int, int, int]:
+    """Validated ``(n_fft, win_length, hop_length)`` with nnAudio's defaults (``win_length =
+    n_fft``; ``hop_length = win_length // 4``, or ``n_fft // 4`` for ``hop_default='n_fft'``)."""
+    n_fft = check_positive_int("n_fft", n_fft)
+    win_length = n_fft if win_length is None else check_positive_int("win_length", win_length)
+    if win_length > n_fft:
+        raise ValueError(f"win_length must be <= n_fft={n_fft}, got {win_length!r}")
+    if hop_length is None:
+        base = win_length if hop_default == "win_length" else n_fft
+        if base // 4 < 1:
+            raise ValueError(
+                f"hop_length defaults to {hop_default} // 4 = 0 for {hop_default}={base}; "
+                "give hop_length"
+            )
+        return n_fft, win_length, base // 4
+    return n_fft, win_length, check_positive_int("hop_length", hop_length)
 
 
-def magnitude_power(re: torch.Tensor, im: torch.Tensor, power: float) -> torch.Tensor:
-    """``|re + i im| ** power``: ``re**2 + im**2`` for 2, :func:`safe_magnitude` for 1, else
-    the safe magnitude raised to ``power`` (gradients finite at zero for every ``power > 0``)."""
-    if power == 2.0:
-        return re * re + im * im
-    mag = safe_magnitude(re, im)
-    return mag if power == 1.0 else mag.pow(power)
+@contextlib.contextmanager
+def full_precision(device: torch.device) -> Iterator[None]:
+    """On CUDA, run the block with TF32 off for matmuls and cuDNN convolutions (restored after):
+    the exact front ends must not depend on the user's TF32 setting (a TF32 conv DFT misses
+    Whisper's tolerance 20-270x). Elsewhere a no-op."""
+    if device.type != "cuda":
+        yield
+        return
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn

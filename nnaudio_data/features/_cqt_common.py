@@ -34,7 +34,7 @@ import torch
 from nnaudio_data._checks import check_choice
 from nnaudio_data._shapes import flatten_waveform, frame_lengths, unflatten
 from nnaudio_data._transform import Transform
-from nnaudio_data.features._common import pad_signal
+from nnaudio_data.functional.framing import pad_signal
 
 __all__ = [
     "BACKENDS",
@@ -352,6 +352,8 @@ class _ConstantQ(Transform):
     ``lengths`` buffer (for ``'librosa'`` normalisation) and implement :meth:`_response`,
     :meth:`_frame_width` and :meth:`_frame_center`.
     """
+
+    output_kind = "spectrogram"
 
     _config_exclude: ClassVar[frozenset[str]] = frozenset({"verbose", "device"})
     lengths: torch.Tensor

@@ -62,6 +62,8 @@ class _CFPBase(Transform):
     """The parameters and features :class:`CFP` and :class:`Combined_Frequency_Periodicity` share
     (their constructor, arguments as :class:`CFP`)."""
 
+    output_kind = "spectrogram"
+
     time_dim = -1
 
     def __init__(

@@ -38,7 +38,7 @@ from nnaudio_data._checks import (
     check_positive_int,
 )
 from nnaudio_data._transform import Transform
-from nnaudio_data.features._common import PAD_MODES, pad_signal, register_kernel
+from nnaudio_data.features._common import register_kernel
 from nnaudio_data.features._cqt_common import (
     BACKENDS,
     NORMALIZATION_TYPES,
@@ -49,6 +49,7 @@ from nnaudio_data.features._cqt_common import (
     make_fold_plan,
     normalization_scale,
 )
+from nnaudio_data.functional.framing import PAD_MODES, pad_signal
 from nnaudio_data.kernels.cqt import (
     Q_MODES,
     cqt_frequencies,
@@ -772,6 +773,8 @@ class iCQT(Transform):
           ``(batch, n_bins, frames)``; ``(batch, channels, ...)`` too.
         - Output: ``(batch, length)`` with ``length = (frames - 1) * hop_length`` unless given.
     """
+
+    output_kind = "waveform"
 
     def __init__(
         self,

@@ -11,9 +11,7 @@ from typing import Any
 import torch
 
 from nnaudio_data._checks import check_positive_float, check_positive_int
-from nnaudio_data._shapes import flatten_waveform, frame_lengths, unflatten
-from nnaudio_data._transform import Transform
-from nnaudio_data.features._common import compute_dtype, register_kernel
+from nnaudio_data.features._filterbank import _FilterbankSpectrogram
 from nnaudio_data.features.stft import STFT
 from nnaudio_data.kernels.gammatone import gammatone_filterbank
 from nnaudio_data.kernels.windows import WindowSpec
@@ -21,7 +19,7 @@ from nnaudio_data.kernels.windows import WindowSpec
 __all__ = ["Gammatonegram"]
 
 
-class Gammatonegram(Transform):
+class Gammatonegram(_FilterbankSpectrogram):
     """Gammatonegram (nnAudio 0.3.4's ``Gammatonegram``).
 
     Args:
@@ -43,7 +41,7 @@ class Gammatonegram(Transform):
         - Output: ``(batch, n_bins, frames)`` (``(batch, channels, n_bins, frames)``)
     """
 
-    time_dim = -1
+    basis_name = "gammatone_basis"
     gammatone_basis: torch.Tensor
 
     def __init__(
@@ -92,20 +90,4 @@ class Gammatonegram(Transform):
         )
         self.n_fft, self.hop_length, self.center = n_fft, self.stft.hop_length, center
         basis = gammatone_filterbank(float(sr), n_fft, self.n_bins, fmin, fmax)
-        register_kernel(
-            self,
-            "gammatone_basis",
-            torch.tensor(basis, dtype=self.stft.wcos.dtype),
-            self.trainable_bins,
-        )
-
-    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        """Frames for valid sample ``lengths`` (the STFT's frame rule)."""
-        return frame_lengths(torch.as_tensor(lengths), self.n_fft, self.hop_length, self.center)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Gammatonegram of ``x`` (see the class docstring for shapes)."""
-        rows, lead = flatten_waveform(x)
-        dtype = compute_dtype(rows, self.gammatone_basis)
-        spec = self.stft._power(rows.to(dtype), self.power)
-        return unflatten(torch.matmul(self.gammatone_basis.to(dtype), spec), lead)
+        self._set_basis(torch.tensor(basis, dtype=self.stft.window_mask.dtype), self.trainable_bins)

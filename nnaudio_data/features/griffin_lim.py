@@ -23,9 +23,9 @@ from nnaudio_data._checks import (
     check_range,
 )
 from nnaudio_data._transform import Transform
-from nnaudio_data.features._common import PAD_MODES, check_bool, compute_dtype
-from nnaudio_data.features._fast import stft_fft
-from nnaudio_data.features.stft import _frame_params, _inverse_lengths, _istft
+from nnaudio_data.features._common import check_bool, compute_dtype, frame_params
+from nnaudio_data.functional.framing import PAD_MODES
+from nnaudio_data.functional.spectral import istft, istft_lengths, stft
 from nnaudio_data.kernels.fourier import fourier_window
 from nnaudio_data.kernels.windows import WindowSpec
 
@@ -65,6 +65,8 @@ class Griffin_Lim(Transform):
       or ``length``.
     """
 
+    output_kind = "waveform"
+
     time_dim = -1
     window_mask: torch.Tensor
 
@@ -84,7 +86,7 @@ class Griffin_Lim(Transform):
         dtype: torch.dtype | str = torch.float32,
     ) -> None:
         super().__init__()
-        self.n_fft, self.win_length, self.hop_length = _frame_params(
+        self.n_fft, self.win_length, self.hop_length = frame_params(
             n_fft, win_length, hop_length, hop_default="n_fft"
         )
         self.n_iter = check_non_negative_int("n_iter", n_iter)
@@ -108,7 +110,7 @@ class Griffin_Lim(Transform):
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Output samples for valid frame ``lengths`` (with ``length=None``)."""
-        return _inverse_lengths(lengths, self.n_fft, self.hop_length, self.center)
+        return istft_lengths(lengths, self.n_fft, self.hop_length, self.center)
 
     def forward(self, S: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Waveform whose STFT magnitude approximates ``S`` (``length``: output samples)."""
@@ -144,13 +146,15 @@ class Griffin_Lim(Transform):
         tprev: torch.Tensor | None = None
         for _ in range(self.n_iter):
             inverse = self._inverse(mag * angles, window, length)
-            rebuilt = stft_fft(
-                inverse,
-                n_fft=self.n_fft,
-                hop_length=self.hop_length,
-                window=window,
-                center=self.center,
-                pad_mode=self.pad_mode,
+            rebuilt = torch.complex(
+                *stft(
+                    inverse,
+                    n_fft=self.n_fft,
+                    hop_length=self.hop_length,
+                    window=window,
+                    center=self.center,
+                    pad_mode=self.pad_mode,
+                )
             )
             angles = rebuilt if tprev is None else rebuilt - accel * tprev
             angles = angles / (angles.abs() + eps)
@@ -161,7 +165,7 @@ class Griffin_Lim(Transform):
     def _inverse(
         self, spec: torch.Tensor, window: torch.Tensor, length: int | None
     ) -> torch.Tensor:
-        return _istft(
+        return istft(
             torch.view_as_real(spec),
             n_fft=self.n_fft,
             hop_length=self.hop_length,

@@ -9,7 +9,6 @@ others. A frozen STFT part takes the FFT path (``backend``), a trainable one the
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -21,10 +20,12 @@ from nnaudio_data._checks import (
     check_positive_int,
     check_range,
 )
-from nnaudio_data._shapes import flatten_waveform, frame_count, frame_lengths, unflatten
-from nnaudio_data._transform import Transform
-from nnaudio_data.features._common import check_bool, compute_dtype, register_kernel
+from nnaudio_data._transform import Transform, nnaudio_keys
+from nnaudio_data.features._common import check_bool
+from nnaudio_data.features._filterbank import _FilterbankSpectrogram
 from nnaudio_data.features.stft import STFT
+from nnaudio_data.functional.filterbank import apply_filterbank
+from nnaudio_data.functional.level import power_to_db
 from nnaudio_data.kernels.dct import dct_matrix
 from nnaudio_data.kernels.mel import mel_filterbank
 from nnaudio_data.kernels.windows import WindowSpec
@@ -35,7 +36,7 @@ __all__ = ["MFCC", "MelSpectrogram"]
 _STFT_KWARGS = frozenset({"iSTFT"})
 
 
-class MelSpectrogram(Transform):
+class MelSpectrogram(_FilterbankSpectrogram):
     """Mel spectrogram by Fourier kernels and a mel filterbank (nnAudio 0.3.4's
     ``MelSpectrogram``).
 
@@ -78,7 +79,7 @@ class MelSpectrogram(Transform):
       as :meth:`num_frames`.
     """
 
-    time_dim = -1
+    basis_name = "mel_basis"
     mel_basis: torch.Tensor
 
     def __init__(
@@ -142,25 +143,7 @@ class MelSpectrogram(Transform):
         self.n_mels = check_positive_int("n_mels", n_mels)
         self.fmin, self.fmax, self.htk, self.norm = fmin, fmax, htk, norm
         basis = mel_filterbank(self.sr, self.n_fft, self.n_mels, fmin, fmax, htk, norm)
-        register_kernel(
-            self, "mel_basis", torch.tensor(basis, dtype=kernel_dtype), self.trainable_mel
-        )
-
-    def num_frames(self, n_samples: int) -> int:
-        """Frames for a signal of ``n_samples`` samples."""
-        return frame_count(n_samples, self.n_fft, self.hop_length, self.center)
-
-    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        """Valid frames for valid sample ``lengths``."""
-        return frame_lengths(lengths, self.n_fft, self.hop_length, self.center)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Mel spectrogram of ``x`` (see the class docstring for shapes)."""
-        rows, lead = flatten_waveform(x)
-        dtype = compute_dtype(rows, self.mel_basis)
-        spec = self.stft._power(rows.to(dtype), self.power)
-        mel = torch.matmul(self.mel_basis.to(dtype), spec)
-        return unflatten(mel, lead)
+        self._set_basis(torch.tensor(basis, dtype=kernel_dtype), self.trainable_mel)
 
     def extra_repr(self) -> str:
         return (
@@ -198,6 +181,8 @@ class MFCC(Transform):
     - Output: ``(batch, n_mfcc, frames)`` (``(batch, channels, n_mfcc, frames)``).
     """
 
+    output_kind = "spectrogram"
+    nnaudio_buffers = nnaudio_keys("amin", "ref")
     time_dim = -1
     dct_basis: torch.Tensor
 
@@ -236,19 +221,13 @@ class MFCC(Transform):
         """Valid frames for valid sample ``lengths``."""
         return self.melspec_layer.output_lengths(lengths)
 
-    def _power_to_db(self, S: torch.Tensor) -> torch.Tensor:
-        """librosa's ``power_to_db`` with the ``top_db`` floor taken per item of the batch."""
-        log_spec = 10.0 * torch.log10(S.clamp_min(self.amin))
-        log_spec = log_spec - 10.0 * math.log10(max(self.amin, self.ref))
-        if self.top_db is not None:
-            peak = log_spec.flatten(1).amax(1).reshape(-1, *([1] * (log_spec.ndim - 1)))
-            log_spec = torch.maximum(log_spec, peak - self.top_db)
-        return log_spec
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """MFCCs of ``x`` (see the class docstring for shapes)."""
-        mel = self.melspec_layer(x)
-        return torch.matmul(self.dct_basis.to(mel.dtype), self._power_to_db(mel))
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """MFCCs of ``x`` (see the class docstring for shapes); ``lengths`` ``(batch,)`` valid
+        samples per item: each item padded at its own end, ``top_db`` over its valid frames."""
+        mel = self.melspec_layer(x, lengths=lengths)
+        frames = None if lengths is None else self.output_lengths(lengths)
+        db = power_to_db(mel, ref=self.ref, amin=self.amin, top_db=self.top_db, lengths=frames)
+        return apply_filterbank(db, self.dct_basis)
 
     def extra_repr(self) -> str:
         return f"n_mfcc={self.n_mfcc}, norm={self.norm!r}, top_db={self.top_db}"

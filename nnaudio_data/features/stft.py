@@ -5,7 +5,7 @@ spectrum is ``wcos @ frame`` (real part) and ``-wsin @ frame`` (imaginary part),
 frame at once as one matrix product over the unfolded signal (the same numbers as nnAudio's
 ``conv1d``, faster). When the kernels are frozen and ``freq_scale='no'``, the same numbers come
 from a real FFT of each windowed frame (``backend='auto'``, see
-:mod:`nnaudio_data.features._fast`); ``backend='conv'`` keeps the kernel path.
+:mod:`nnaudio_data.functional.spectral`); ``backend='conv'`` keeps the kernel path.
 
 Differences from nnAudio, all additive: multi-channel input ``(batch, channels, time)`` gives
 ``(batch, channels, ...)``; ``dtype=`` (e.g. ``torch.float64`` kernels); float64 input works (the
@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from nnaudio_data._checks import (
     check_choice,
@@ -30,17 +29,22 @@ from nnaudio_data._checks import (
     check_positive_float,
     check_positive_int,
 )
-from nnaudio_data._shapes import flatten_waveform, frame_count, frame_lengths, unflatten
-from nnaudio_data._transform import Transform
+from nnaudio_data._shapes import (
+    flatten_waveform,
+    frame_count,
+    frame_lengths,
+    row_lengths_of,
+    unflatten,
+)
+from nnaudio_data._transform import Transform, nnaudio_keys
 from nnaudio_data.features._common import (
-    PAD_MODES,
-    center_pad,
     check_bool,
     compute_dtype,
-    magnitude_power,
+    frame_params,
     register_kernel,
 )
-from nnaudio_data.features._fast import stft_fft, stft_fft_power
+from nnaudio_data.functional.framing import PAD_MODES
+from nnaudio_data.functional.spectral import istft, istft_lengths, spectrogram, stft
 from nnaudio_data.kernels.fourier import (
     FREQ_SCALES,
     fourier_basis,
@@ -53,31 +57,11 @@ from nnaudio_data.kernels.windows import WindowSpec
 
 __all__ = ["BACKENDS", "OUTPUT_FORMATS", "STFT", "iSTFT"]
 
+_LAZY_KERNELS = frozenset({"wcos", "wsin", "kernel_cos_inv", "kernel_sin_inv"})
+
 OUTPUT_FORMATS = ("Complex", "Magnitude", "Phase")
 #: ``'auto'``: the FFT path where the kernels allow it (frozen, ``freq_scale='no'``), else conv.
 BACKENDS = ("auto", "fft", "conv")
-#: nnAudio's threshold below which the window envelope is not divided out in the inverse.
-_WSS_FLOOR = 1e-10
-
-
-def _frame_params(
-    n_fft: Any, win_length: Any, hop_length: Any, hop_default: str = "win_length"
-) -> tuple[int, int, int]:
-    """Validated ``(n_fft, win_length, hop_length)`` with nnAudio's defaults (``win_length =
-    n_fft``; ``hop_length = win_length // 4``, or ``n_fft // 4`` for ``hop_default='n_fft'``)."""
-    n_fft = check_positive_int("n_fft", n_fft)
-    win_length = n_fft if win_length is None else check_positive_int("win_length", win_length)
-    if win_length > n_fft:
-        raise ValueError(f"win_length must be <= n_fft={n_fft}, got {win_length!r}")
-    if hop_length is None:
-        base = win_length if hop_default == "win_length" else n_fft
-        if base // 4 < 1:
-            raise ValueError(
-                f"hop_length defaults to {hop_default} // 4 = 0 for {hop_default}={base}; "
-                "give hop_length"
-            )
-        return n_fft, win_length, base // 4
-    return n_fft, win_length, check_positive_int("hop_length", hop_length)
 
 
 def _resolve_backend(backend: str, fft_possible: bool, why_not: str) -> bool:
@@ -86,34 +70,6 @@ def _resolve_backend(backend: str, fft_possible: bool, why_not: str) -> bool:
     if backend == "fft" and not fft_possible:
         raise ValueError(f"backend='fft' needs {why_not}; use backend='auto' or 'conv'")
     return backend != "conv" and fft_possible
-
-
-def _frames(
-    x: torch.Tensor, n_fft: int, hop_length: int, center: bool, pad_mode: str
-) -> torch.Tensor:
-    """``(rows * frames, n_fft)`` contiguous frames of the (centre-padded) ``(rows, time)``
-    signal, row ``r * frames + t`` being frame ``t`` of row ``r``."""
-    if center:
-        x = center_pad(x, n_fft // 2, pad_mode)
-    if x.shape[-1] < n_fft:
-        raise ValueError(
-            f"input has {x.shape[-1]} samples but center=False needs at least n_fft={n_fft}"
-        )
-    return x.unfold(-1, n_fft, hop_length).reshape(-1, n_fft)
-
-
-def _overlap_add(frames: torch.Tensor, hop_length: int) -> torch.Tensor:
-    """Overlap-add ``(rows, n, frames)`` at ``hop_length``: ``(rows, n + hop * (frames - 1))``."""
-    n, n_frames = frames.shape[1], frames.shape[2]
-    out_len = n + hop_length * (n_frames - 1)
-    y = F.fold(frames, (1, out_len), kernel_size=(1, n), stride=(1, hop_length))
-    return y.reshape(frames.shape[0], out_len)
-
-
-def _window_sumsquare(window: torch.Tensor, n_frames: int, hop_length: int) -> torch.Tensor:
-    """``sum_t window[n - t hop]**2`` over ``n_frames`` frames: ``(n + hop * (n_frames - 1),)``."""
-    w2 = (window * window).reshape(1, -1, 1).expand(1, window.shape[0], n_frames)
-    return _overlap_add(w2, hop_length)[0]
 
 
 def _fold_onesided(kcos: torch.Tensor, ksin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,66 +107,6 @@ def _check_spectrum(X: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
     if X.ndim == 4:
         return X, (X.shape[0],)
     return X.reshape(-1, *X.shape[2:]), (X.shape[0], X.shape[1])
-
-
-def _istft(
-    X: torch.Tensor,
-    *,
-    n_fft: int,
-    hop_length: int,
-    window: torch.Tensor,
-    center: bool,
-    onesided: bool,
-    length: int | None,
-    kernels: tuple[torch.Tensor, torch.Tensor] | None,
-) -> torch.Tensor:
-    """Inverse STFT of ``(rows, bins, frames, 2)`` to ``(rows, time)``.
-
-    ``kernels`` ``(kcos, ksin)`` of shape ``(bins, n_fft)``: frames ``(kcos.T @ re - ksin.T @ im)
-    / n_fft`` (the conv definition); ``None``: an inverse real FFT (``onesided``) or the real part
-    of an inverse FFT, the same numbers for ``freq_scale='no'``. Then the window, overlap-add,
-    division by the window envelope where it exceeds 1e-10, and the ``center`` trim (nnAudio's
-    rule; with ``length`` the output is cut or zero-padded to ``length`` samples, as librosa).
-    """
-    bins = X.shape[1]
-    expected = n_fft // 2 + 1 if onesided else n_fft
-    if bins != expected:
-        raise ValueError(
-            f"X has {bins} frequency bins; onesided={onesided} with n_fft={n_fft} needs {expected}"
-        )
-    re, im = X[..., 0], X[..., 1]
-    if kernels is None:
-        spec = torch.complex(re, im)
-        if onesided:
-            frames = torch.fft.irfft(spec, n=n_fft, dim=1)
-        else:
-            frames = torch.fft.ifft(spec, dim=1).real
-    else:
-        kcos, ksin = kernels
-        frames = (torch.matmul(kcos.t(), re) - torch.matmul(ksin.t(), im)) / n_fft
-    frames = frames * window[:, None]
-    n_frames = X.shape[2]
-    y = _overlap_add(frames, hop_length)
-    wss = _window_sumsquare(window, n_frames, hop_length)
-    y = torch.where(wss > _WSS_FLOOR, y / torch.where(wss > _WSS_FLOOR, wss, 1.0), y)
-    start = n_fft // 2 if center else 0
-    if length is None:
-        return y[:, start : y.shape[-1] - start]
-    y = y[:, start : start + length]
-    if y.shape[-1] < length:
-        y = F.pad(y, (0, length - y.shape[-1]))
-    return y
-
-
-def _inverse_lengths(
-    lengths: torch.Tensor, n_fft: int, hop_length: int, center: bool
-) -> torch.Tensor:
-    """Samples an inverse STFT returns for ``lengths`` frames (``length=None``)."""
-    lengths = torch.as_tensor(lengths)
-    full = n_fft + hop_length * (lengths - 1)
-    if center:
-        full = full - 2 * (n_fft // 2)
-    return torch.where(lengths > 0, full, torch.zeros_like(full)).clamp_min(0).to(torch.long)
 
 
 class STFT(Transform):
@@ -261,6 +157,11 @@ class STFT(Transform):
       :meth:`num_frames`). ``time_dim`` says which axis is time for the default format.
     """
 
+    output_kind = "spectrogram"
+    nnaudio_buffers = nnaudio_keys(
+        "wsin", "wcos", "window_mask", "kernel_sin_inv", "kernel_cos_inv"
+    )
+
     wcos: torch.Tensor
     wsin: torch.Tensor
     window_mask: torch.Tensor
@@ -289,7 +190,7 @@ class STFT(Transform):
         backend: str = "auto",
     ) -> None:
         super().__init__()
-        n_fft, win_length, hop_length = _frame_params(n_fft, win_length, hop_length)
+        n_fft, win_length, hop_length = frame_params(n_fft, win_length, hop_length)
         if freq_bins is not None:
             freq_bins = check_positive_int("freq_bins", freq_bins)
         check_choice("freq_scale", freq_scale, FREQ_SCALES)
@@ -312,51 +213,87 @@ class STFT(Transform):
         self.dtype = kernel_dtype
         self.time_dim = -2 if output_format == "Complex" else -1
 
-        wcos, wsin = fourier_kernels(
-            n_fft,
-            win_length=win_length,
-            freq_bins=freq_bins,
-            window=window,
-            freq_scale=freq_scale,
-            fmin=fmin,
-            fmax=fmax,
-            sr=sr,
-        )
-        self.freq_bins = wcos.shape[0]
-        bins = fourier_bins(n_fft, self.freq_bins, freq_scale, fmin, fmax, sr)
+        bins = fourier_bins(n_fft, freq_bins, freq_scale, fmin, fmax, sr)
+        self.freq_bins = bins.shape[0]
         self.bin_list = bins.tolist()
         self.bins2freq = (bins * (sr / n_fft)).tolist()
-        # nnAudio's shapes (freq_bins, 1, n_fft), so a trained nnAudio state_dict loads
-        register_kernel(
-            self, "wsin", torch.tensor(wsin, dtype=kernel_dtype).unsqueeze(1), trainable
-        )
-        register_kernel(
-            self, "wcos", torch.tensor(wcos, dtype=kernel_dtype).unsqueeze(1), trainable
-        )
         w = fourier_window(window, n_fft, win_length)
         self.register_buffer("window_mask", torch.tensor(w, dtype=kernel_dtype), persistent=False)
 
         half = n_fft // 2 + 1
+        if self.iSTFT and self.freq_bins != half:
+            raise ValueError(
+                f"iSTFT=True needs freq_bins = n_fft // 2 + 1 = {half}, got {freq_bins!r}"
+            )
+        # the kernels are built when the conv path (or a user) needs them: a frozen STFT on the
+        # FFT path holds only its window (n_fft=16384: 13 s and 1 GiB of kernels otherwise)
+        self._kernel_args: dict[str, Any] = {
+            "n_fft": n_fft,
+            "win_length": win_length,
+            "freq_bins": freq_bins,
+            "window": window,
+            "freq_scale": freq_scale,
+            "fmin": fmin,
+            "fmax": fmax,
+            "sr": sr,
+        }
         self.backend = backend
         self.use_fft = _resolve_backend(
             backend,
             not self.trainable and freq_scale == "no" and self.freq_bins <= half,
             "frozen kernels (trainable=False), freq_scale='no' and freq_bins <= n_fft // 2 + 1",
         )
+
+    @property
+    def use_fft(self) -> bool:
+        """Whether the FFT path computes the transform (may be switched off: the kernels are then
+        built)."""
+        return bool(self.__dict__["_use_fft"])
+
+    @use_fft.setter
+    def use_fft(self, value: bool) -> None:
+        self.__dict__["_use_fft"] = check_bool("use_fft", value)
+        if not value:
+            self._build_kernels()
+
+    def __getattr__(self, name: str) -> Any:
+        lazy = name in _LAZY_KERNELS and "_kernel_args" in self.__dict__
+        if lazy and not self.__dict__.get("_building", False):
+            if name not in self._buffers and name not in self._parameters:
+                self._build_kernels()
+        return super().__getattr__(name)
+
+    def _build_kernels(self) -> None:
+        """Register ``wcos`` / ``wsin`` (and the synthesis kernels with ``iSTFT``) if missing."""
+        if "wcos" in self._buffers or "wcos" in self._parameters:
+            return
+        self.__dict__["_building"] = True
+        try:
+            self._register_kernels()
+        finally:
+            self.__dict__["_building"] = False
+
+    def _register_kernels(self) -> None:
+        like = self.window_mask
+        wcos, wsin = fourier_kernels(**self._kernel_args)
+        # nnAudio's shapes (freq_bins, 1, n_fft), so a trained nnAudio state_dict loads
+        for name, kernel in (("wsin", wsin), ("wcos", wcos)):
+            tensor = torch.tensor(kernel, dtype=like.dtype, device=like.device).unsqueeze(1)
+            register_kernel(self, name, tensor, self.trainable)
         if self.iSTFT:
-            if self.freq_bins != half:
-                raise ValueError(
-                    f"iSTFT=True needs freq_bins = n_fft // 2 + 1 = {half}, got {freq_bins!r}"
-                )
+            args = self._kernel_args
             icos, isin = inverse_fourier_basis(
-                n_fft, half, freq_scale, fmin, fmax, sr, onesided=False
+                args["n_fft"],
+                self.freq_bins,
+                args["freq_scale"],
+                args["fmin"],
+                args["fmax"],
+                args["sr"],
+                onesided=False,
             )
-            self.register_buffer(
-                "kernel_cos_inv", torch.tensor(icos, dtype=kernel_dtype), persistent=False
-            )
-            self.register_buffer(
-                "kernel_sin_inv", torch.tensor(isin, dtype=kernel_dtype), persistent=False
-            )
+            for name, kernel in (("kernel_cos_inv", icos), ("kernel_sin_inv", isin)):
+                tensor = torch.tensor(kernel, dtype=like.dtype, device=like.device)
+                self.register_buffer(name, tensor, persistent=False)
 
     def num_frames(self, n_samples: int) -> int:
         """Frames for a signal of ``n_samples`` samples."""
@@ -366,46 +303,49 @@ class STFT(Transform):
         """Valid frames for valid sample ``lengths``."""
         return frame_lengths(lengths, self.n_fft, self.hop_length, self.center)
 
-    def _conv_spec(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(sum x cos, sum x sin)`` per frame, each ``(rows, freq_bins, frames)``.
+    def _kernels(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(wcos, wsin)`` as ``(freq_bins, n_fft)`` for the kernel path, ``None`` for the FFT."""
+        if self.use_fft:
+            return None
+        return self.wcos.squeeze(1).to(dtype), self.wsin.squeeze(1).to(dtype)
 
-        One matrix product per kernel over all frames of all rows, ``(freq_bins, n_fft) @
-        (n_fft, rows * frames)``: one large GEMM (forward and, for the kernel gradient, backward)
-        instead of a batch of small ones. The results are ``(rows, freq_bins, frames)`` views of
-        ``(freq_bins, rows, frames)`` storage."""
-        frames = _frames(x, self.n_fft, self.hop_length, self.center, self.pad_mode)
-        rows = x.shape[0]
-        n_frames = frames.shape[0] // rows
-        wcos = self.wcos.squeeze(1).to(x.dtype)
-        wsin = self.wsin.squeeze(1).to(x.dtype)
-        re = torch.matmul(wcos, frames.t()).view(-1, rows, n_frames).transpose(0, 1)
-        s = torch.matmul(wsin, frames.t()).view(-1, rows, n_frames).transpose(0, 1)
-        return re, s
-
-    def _fft_kwargs(self, x: torch.Tensor) -> dict[str, Any]:
+    def _framing(self, x: torch.Tensor) -> dict[str, Any]:
+        """The framing arguments of :mod:`nnaudio_data.functional.spectral` for ``x``."""
         return {
             "n_fft": self.n_fft,
             "hop_length": self.hop_length,
             "window": self.window_mask.to(x.dtype),
             "center": self.center,
             "pad_mode": self.pad_mode,
+            "kernels": self._kernels(x.dtype),
         }
 
-    def _power(self, x: torch.Tensor, power: float) -> torch.Tensor:
-        """``|STFT| ** power`` of ``(rows, time)`` (compute dtype): ``(rows, freq_bins, frames)``."""
-        if self.use_fft:
-            spec = stft_fft_power(x, power=power, **self._fft_kwargs(x))
-            return spec[:, : self.freq_bins]
-        re, s = self._conv_spec(x)
-        return magnitude_power(re, s, power)
+    def power_spectrogram(
+        self, x: torch.Tensor, power: float = 2.0, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``|STFT(x)| ** power`` of a flat ``(rows, time)`` signal, ``(rows, freq_bins, frames)``
+        (in the promotion of the input's and the kernels' dtypes).
+
+        ``lengths`` ``(rows,)``: each row is padded at its own end (see
+        :func:`~nnaudio_data.functional.framing.fill_end_padding`)."""
+        x = x.to(compute_dtype(x, self.window_mask))
+        spec = spectrogram(x, power=power, lengths=lengths, **self._framing(x))
+        return spec[:, : self.freq_bins]
 
     def forward(
-        self, x: torch.Tensor, output_format: str | None = None, onesided: bool = True
+        self,
+        x: torch.Tensor,
+        output_format: str | None = None,
+        onesided: bool = True,
+        *,
+        lengths: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Spectrogram of ``x`` in ``output_format`` (default: the constructor's).
 
         ``onesided=False`` returns all ``n_fft`` bins of the (conjugate-symmetric) spectrum; it
-        needs ``freq_scale='no'`` and the default ``freq_bins``.
+        needs ``freq_scale='no'`` and the default ``freq_bins``. ``lengths`` ``(batch,)``: the
+        valid samples of each item, which is then padded at its own end (``pad_mode``) as it
+        would be alone, instead of reading the batch's zero padding.
         """
         fmt = (
             self.output_format
@@ -413,17 +353,13 @@ class STFT(Transform):
             else check_choice("output_format", output_format, OUTPUT_FORMATS)
         )
         rows, lead = flatten_waveform(x)
-        rows = rows.to(compute_dtype(rows, self.wcos))
+        rows = rows.to(compute_dtype(rows, self.window_mask))
+        row_lengths = row_lengths_of(lengths, lead, rows)
         if fmt == "Magnitude":
-            out = self._power(rows, 1.0)
+            out = self.power_spectrogram(rows, 1.0, row_lengths)
         else:
-            if self.use_fft:
-                spec = stft_fft(rows, **self._fft_kwargs(rows))[:, : self.freq_bins]
-                ri = torch.view_as_real(spec)
-                re, im = ri[..., 0], ri[..., 1]
-            else:
-                re, s = self._conv_spec(rows)
-                im = -s
+            re, im = stft(rows, lengths=row_lengths, **self._framing(rows))
+            re, im = re[:, : self.freq_bins], im[:, : self.freq_bins]
             # + 0.0 turns -0.0 into 0.0, as nnAudio does, so the phase of a real value is 0 or pi
             out = torch.stack((re, im), -1) if fmt == "Complex" else torch.atan2(im + 0.0, re)
         if not check_bool("onesided", onesided):
@@ -474,12 +410,12 @@ class STFT(Transform):
         if length is not None:
             length = check_positive_int("length", length)
         rows, lead = _check_spectrum(X)
-        rows = rows.to(compute_dtype(rows, self.wcos))
+        rows = rows.to(compute_dtype(rows, self.window_mask))
         kernels = None
         if not self.use_fft:
             kcos, ksin = self.kernel_cos_inv.to(rows.dtype), self.kernel_sin_inv.to(rows.dtype)
             kernels = _fold_onesided(kcos, ksin) if onesided else (kcos, ksin)
-        y = _istft(
+        y = istft(
             rows,
             n_fft=self.n_fft,
             hop_length=self.hop_length,
@@ -525,6 +461,9 @@ class iSTFT(Transform):
       1)`` with ``center`` and an even ``n_fft`` (see :meth:`output_lengths`), or ``length``.
     """
 
+    output_kind = "waveform"
+    nnaudio_buffers = nnaudio_keys("kernel_sin", "kernel_cos", "window_mask")
+
     time_dim = -1
     kernel_cos: torch.Tensor
     kernel_sin: torch.Tensor
@@ -551,7 +490,7 @@ class iSTFT(Transform):
         backend: str = "auto",
     ) -> None:
         super().__init__()
-        n_fft, win_length, hop_length = _frame_params(n_fft, win_length, hop_length)
+        n_fft, win_length, hop_length = frame_params(n_fft, win_length, hop_length)
         half = n_fft // 2 + 1
         if freq_bins is not None and freq_bins != half:
             raise ValueError(
@@ -596,7 +535,7 @@ class iSTFT(Transform):
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Output samples for valid frame ``lengths`` (with ``length=None``)."""
-        return _inverse_lengths(lengths, self.n_fft, self.hop_length, self.center)
+        return istft_lengths(lengths, self.n_fft, self.hop_length, self.center)
 
     def forward(
         self,
@@ -624,7 +563,7 @@ class iSTFT(Transform):
             kcos = self.kernel_cos.reshape(n, n).to(rows.dtype)
             ksin = self.kernel_sin.reshape(n, n).to(rows.dtype)
             kernels = _fold_onesided(kcos, ksin) if onesided else (kcos, ksin)
-        y = _istft(
+        y = istft(
             rows,
             n_fft=self.n_fft,
             hop_length=self.hop_length,

@@ -20,7 +20,14 @@ import numpy as np
 
 from nnaudio_data._checks import check_positive_float, check_positive_int
 
-__all__ = ["fft_frequencies", "hz_to_mel", "mel_filterbank", "mel_frequencies", "mel_to_hz"]
+__all__ = [
+    "fft_frequencies",
+    "hz_to_mel",
+    "kaldi_mel_filterbank",
+    "mel_filterbank",
+    "mel_frequencies",
+    "mel_to_hz",
+]
 
 # Slaney's scale: linear below 1 kHz (200/3 Hz per mel), logarithmic above.
 _F_SP = 200.0 / 3
@@ -163,3 +170,57 @@ def mel_filterbank(
             stacklevel=2,
         )
     return weights if dt == weights.dtype else weights.astype(dt)
+
+
+def kaldi_mel_scale(frequencies: Any) -> np.ndarray:
+    """Kaldi's (and VGGish's) mel scale, ``1127 ln(1 + f / 700)``."""
+    return 1127.0 * np.log1p(np.asarray(frequencies, dtype=np.float64) / 700.0)
+
+
+@functools.lru_cache(maxsize=32)
+def _kaldi_mel(sr: float, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    mel = kaldi_mel_scale(np.arange(n_fft // 2 + 1) * (sr / n_fft))
+    lo, hi = float(kaldi_mel_scale(fmin)), float(kaldi_mel_scale(fmax))
+    edges = lo + (hi - lo) / (n_mels + 1) * np.arange(n_mels + 2)
+    left, center, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    up = (mel - left) / (center - left)
+    down = (right - mel) / (right - center)
+    weights = np.where((mel > left) & (mel < right), np.where(mel <= center, up, down), 0.0)
+    weights[:, n_fft // 2] = 0.0  # Kaldi's bins stop below Nyquist
+    weights.setflags(write=False)
+    return weights
+
+
+def kaldi_mel_filterbank(
+    sr: float, n_fft: int, n_mels: int, fmin: float = 20.0, fmax: float = 0.0
+) -> np.ndarray:
+    """Kaldi's mel triangles (``mel-computations.cc``), as ``torchaudio.compliance.kaldi`` and
+    kaldi-native-fbank build them: centres equally spaced on :func:`kaldi_mel_scale` between
+    ``fmin`` and ``fmax``, each triangle linear in mel (not Hz), peak 1, no normalisation, and
+    the Nyquist bin never used. VGGish's matrix is the same construction.
+
+    Parameters
+    ----------
+    sr : float > 0
+    n_fft : int > 0 (the padded frame length)
+    n_mels : int > 0
+    fmin : float >= 0
+    fmax : float; ``<= 0`` counts down from Nyquist (Kaldi's ``high_freq``: ``-400`` is
+        ``sr / 2 - 400``)
+
+    Returns
+    -------
+    np.ndarray [shape=(n_mels, n_fft // 2 + 1)], float64, read-only (a filter whose band holds no
+    FFT bin is all zero, as torchaudio allows).
+    """
+    sr = check_positive_float("sr", sr)
+    n_fft = check_positive_int("n_fft", n_fft)
+    n_mels = check_positive_int("n_mels", n_mels)
+    nyquist = sr / 2
+    top = nyquist + fmax if fmax <= 0 else float(fmax)
+    if not 0 <= fmin < top <= nyquist:
+        raise ValueError(
+            f"need 0 <= fmin < fmax <= sr / 2 = {nyquist}, got fmin={fmin!r}, fmax={fmax!r} "
+            f"(an upper edge of {top} Hz)"
+        )
+    return _kaldi_mel(sr, n_fft, n_mels, float(fmin), top)

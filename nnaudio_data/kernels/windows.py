@@ -17,7 +17,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import scipy.signal
 
-__all__ = ["WindowSpec", "get_window", "pad_center"]
+__all__ = ["WindowSpec", "get_window", "pad_center", "pad_left"]
 
 WindowSpec: TypeAlias = (
     str | float | tuple[Any, ...] | Sequence[Any] | np.ndarray | Callable[[int], Any]
@@ -37,6 +37,19 @@ def _scipy_window(spec: str | float | tuple[Any, ...], length: int, fftbins: boo
     return w
 
 
+#: Kaldi's window names (``feature-window.cc``) beside scipy's: ``'povey'`` is ``hann ** 0.85``,
+#: ``'hanning'`` a hann window, ``'rectangular'`` ones. Kaldi itself uses the symmetric forms
+#: (``fftbins=False``).
+_KALDI_WINDOWS = ("povey", "hanning", "rectangular")
+
+
+def _kaldi_window(name: str, length: int, fftbins: bool) -> np.ndarray:
+    if name == "rectangular":
+        return np.ones(length)
+    hann = _scipy_window("hann", length, fftbins)
+    return hann**0.85 if name == "povey" else hann
+
+
 def get_window(
     window: WindowSpec, length: int, *, fftbins: bool = True, dtype: Any = np.float64
 ) -> np.ndarray:
@@ -45,7 +58,7 @@ def get_window(
     Parameters
     ----------
     window : str, tuple, list, number, callable or np.ndarray
-        See the module docstring.
+        See the module docstring; Kaldi's ``'povey'``, ``'hanning'`` and ``'rectangular'`` too.
     length : int > 0
     fftbins : bool
         Periodic (``True``, for spectral analysis; librosa's default) or symmetric window.
@@ -60,6 +73,8 @@ def get_window(
     length = int(length)
     if callable(window):
         w = np.asarray(window(length), dtype=np.float64)
+    elif isinstance(window, str) and window in _KALDI_WINDOWS:
+        w = _kaldi_window(window, length, fftbins)
     elif isinstance(window, str):
         w = _scipy_window(window, length, fftbins)
     elif isinstance(window, numbers.Real) and not isinstance(window, bool):
@@ -90,3 +105,12 @@ def pad_center(data: np.ndarray, size: int) -> np.ndarray:
     left = (size - n) // 2
     widths = [(0, 0)] * (data.ndim - 1) + [(left, size - n - left)]
     return np.pad(data, widths)
+
+
+def pad_left(data: np.ndarray, size: int) -> np.ndarray:
+    """Zero-pad the last axis of ``data`` to ``size`` on the right (the window left-aligned in
+    ``n_fft`` samples, as Kaldi and VGGish place a 400-sample window in a 512-point FFT)."""
+    n = data.shape[-1]
+    if size < n:
+        raise ValueError(f"cannot place {n} samples in a size of {size}: size must be >= {n}")
+    return np.pad(data, [(0, 0)] * (data.ndim - 1) + [(0, size - n)])

@@ -1,5 +1,5 @@
 """Batch transforms other than spectrograms: mono, resample, crop / pad, gain, dB, log,
-normalisation, masking. Length-aware where it matters: the ops that need each item's valid length
+normalisation, masking, patches. Length-aware where it matters: the ops that need each item's valid length
 take it as ``forward(x, lengths=None)`` (see :mod:`nnaudio_data.compose`).
 
 Randomness (``RandomCrop``, ``TimeMasking``, ``FrequencyMasking``). A batch's crops and masks are
@@ -28,6 +28,7 @@ from nnaudio_data.ops.crop import CropOrPad, RandomCrop
 from nnaudio_data.ops.level import AmplitudeToDB, Gain, Log
 from nnaudio_data.ops.masking import FrequencyMasking, TimeMasking
 from nnaudio_data.ops.normalize import Normalize
+from nnaudio_data.ops.patches import Patches
 from nnaudio_data.ops.resample import Resample
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Gain",
     "Log",
     "Normalize",
+    "Patches",
     "RandomCrop",
     "Resample",
     "TimeMasking",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from nnaudio_data._checks import check_choice, check_positive_float, check_range
 from nnaudio_data._transform import Transform
-from nnaudio_data.ops._common import check_batched, time_mask, valid_lengths
+from nnaudio_data.functional.level import log, power_to_db
+from nnaudio_data.ops._common import check_batched, valid_lengths
 
 __all__ = ["AmplitudeToDB", "Gain", "Log"]
 
@@ -52,7 +51,8 @@ class AmplitudeToDB(Transform):
             (librosa's ``ref=np.max``).
         amin: the floor before the log; ``None`` picks librosa's default (``1e-10`` for power,
             ``1e-5`` for magnitude).
-        top_db: the dynamic range kept below each item's peak, or ``None`` for no limit.
+        top_db: the dynamic range kept below each item's peak, or ``None`` (or ``inf``) for no
+            limit.
 
     Shape:
         - Input: ``(batch, freq, frames)`` or ``(batch, channels, freq, frames)``, non-negative;
@@ -76,30 +76,22 @@ class AmplitudeToDB(Transform):
         if amin is None:
             amin = 1e-10 if stype == "power" else 1e-5
         self.amin = check_positive_float("amin", amin)
-        self.top_db = None if top_db is None else check_positive_float("top_db", top_db)
+        # top_db=inf (what a TOML recipe can say for "none") keeps the whole range
+        no_floor = top_db is None or top_db == float("inf")
+        self.top_db = None if no_floor else check_positive_float("top_db", top_db)
         self.multiplier = 10.0 if stype == "power" else 20.0
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         check_batched(x, "x", 2, "(batch, freq, frames) or (batch, channels, freq, frames)")
         # 20*log10(max(amin, |S|)) == 10*log10(max(amin**2, S**2)) for the magnitude case.
-        db = self.multiplier * torch.log10(x.clamp_min(self.amin))
-        if self.ref == "max" or self.top_db is not None:
-            mask = time_mask(valid_lengths(lengths, x), x)
-            floor = torch.tensor(float("-inf"), dtype=db.dtype, device=db.device)
-            peak = torch.where(mask, db, floor).flatten(1).amax(dim=1)
-            # an item with no valid frame has peak -inf: give it the floor (finite output)
-            peak = peak.clamp_min(self.multiplier * math.log10(self.amin))
-            peak = peak.reshape(-1, *([1] * (x.ndim - 1)))
-        if self.ref == "max":
-            db = db - peak
-            peak = torch.zeros_like(peak)
-        else:
-            db = db - self.multiplier * math.log10(max(self.amin, float(self.ref)))
-            if self.top_db is not None:
-                peak = peak - self.multiplier * math.log10(max(self.amin, float(self.ref)))
-        if self.top_db is not None:
-            db = torch.maximum(db, peak - self.top_db)
-        return db
+        return power_to_db(
+            x,
+            multiplier=self.multiplier,
+            ref=self.ref,
+            amin=self.amin,
+            top_db=self.top_db,
+            lengths=valid_lengths(lengths, x),
+        )
 
     def extra_repr(self) -> str:
         return f"stype={self.stype!r}, ref={self.ref!r}, amin={self.amin}, top_db={self.top_db}"
@@ -122,7 +114,7 @@ class Log(Transform):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_batched(x, "x", 1, "a floating tensor")
-        return torch.log(x + self.eps)
+        return log(x, offset=self.eps)
 
     def extra_repr(self) -> str:
         return f"eps={self.eps}"

@@ -6,7 +6,8 @@ import torch
 
 from nnaudio_data._checks import check_choice, check_positive_float
 from nnaudio_data._transform import Transform
-from nnaudio_data.ops._common import check_batched, time_mask, valid_lengths
+from nnaudio_data.functional.normalization import normalize_per_item
+from nnaudio_data.ops._common import check_batched, valid_lengths
 
 __all__ = ["Normalize"]
 
@@ -37,14 +38,12 @@ class Normalize(Transform):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         check_batched(x, "x", 2, "(batch, freq, frames) or (batch, channels, freq, frames)")
-        lengths = valid_lengths(lengths, x)
-        mask = time_mask(lengths, x).to(x.dtype)
-        dims = (-1,) if self.mode == "per_feature" else tuple(range(1, x.ndim))
-        count = (mask * torch.ones_like(x[..., :1])).sum(dim=dims, keepdim=True).clamp_min(1)
-        mean = (x * mask).sum(dim=dims, keepdim=True) / count
-        centred = (x - mean) * mask
-        std = (centred.square().sum(dim=dims, keepdim=True) / count).sqrt()
-        return centred / (std + self.eps)
+        return normalize_per_item(
+            x,
+            valid_lengths(lengths, x),
+            per_feature=self.mode == "per_feature",
+            eps=self.eps,
+        )
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, eps={self.eps}"

@@ -20,7 +20,8 @@ from collections.abc import Iterator
 
 import torch
 
-from nnaudio_data.features._common import center_pad
+from nnaudio_data.functional.amplitude import power_spectrum
+from nnaudio_data.functional.framing import center_pad, frame
 
 __all__ = ["stft_fft", "stft_fft_power"]
 
@@ -39,19 +40,6 @@ __all__ = ["stft_fft", "stft_fft_power"]
 #   and their spectra stay under glibc's 32 MiB mmap threshold, so they cause no page faults.
 _SERIAL_BLOCK_BYTES = 2 * 2**20
 _MAX_BLOCK_BYTES = 8 * 2**20
-
-
-def _frames(
-    x: torch.Tensor, n_fft: int, hop_length: int, center: bool, pad_mode: str
-) -> torch.Tensor:
-    """``(rows, frames, n_fft)`` strided view of the (centre-padded) signal."""
-    if center:
-        x = center_pad(x, n_fft // 2, pad_mode)
-    if x.shape[-1] < n_fft:
-        raise ValueError(
-            f"input has {x.shape[-1]} samples but center=False needs at least n_fft={n_fft}"
-        )
-    return x.unfold(-1, n_fft, hop_length)
 
 
 def _blocked(x: torch.Tensor, window: torch.Tensor) -> bool:
@@ -99,7 +87,7 @@ def _frame_sources(
     t_lo = -(-pad // hop_length)  # first frame inside the signal
     t_hi = (n + pad - n_fft) // hop_length  # last frame inside the signal
     if not center or pad_mode == "circular" or n <= pad or t_lo > t_hi:
-        frames = _frames(x, n_fft, hop_length, center, pad_mode)
+        frames = frame(x, n_fft, hop_length, center, pad_mode)
         return [(0, frames)], frames.shape[1]
     n_frames = 1 + (n + 2 * pad - n_fft) // hop_length
     # head: frames 0 .. t_lo - 1 from the padded first m samples (m > pad for the reflection)
@@ -183,7 +171,7 @@ def stft_fft(
         for rs, fs, windowed in _windowed_blocks(sources, n_frames, window):
             out[rs, fs] = torch.fft.rfft(windowed, dim=-1)
         return out.transpose(1, 2)
-    frames = _frames(x, n_fft, hop_length, center, pad_mode)
+    frames = frame(x, n_fft, hop_length, center, pad_mode)
     if frames.numel() == 0:  # MKL refuses an empty batch
         return _empty(frames, n_fft, _complex(x.dtype))
     return torch.fft.rfft(frames * window, dim=-1).transpose(1, 2)
@@ -224,16 +212,12 @@ def stft_fft_power(
             elif power != 2.0:
                 o.pow_(power / 2)
         return out.transpose(1, 2)
-    frames = _frames(x, n_fft, hop_length, center, pad_mode)
+    frames = frame(x, n_fft, hop_length, center, pad_mode)
     if frames.numel() == 0:  # MKL refuses an empty batch
         return _empty(frames, n_fft, x.dtype)
     spec = torch.fft.rfft(frames * window, dim=-1).transpose(1, 2)
-    if power == 2.0:
-        ri = torch.view_as_real(spec)
-        return ri[..., 0].square() + ri[..., 1].square()
-    # complex abs: its gradient at 0 is 0, where sqrt(re^2 + im^2) would give NaN
-    mag = spec.abs()
-    return mag if power == 1.0 else mag.pow(power)
+    ri = torch.view_as_real(spec)
+    return power_spectrum(ri[..., 0], ri[..., 1], power)
 
 
 def _empty(frames: torch.Tensor, n_fft: int, dtype: torch.dtype) -> torch.Tensor:

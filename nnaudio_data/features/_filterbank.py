@@ -1,0 +1,65 @@
+"""The base of the filterbank spectrograms (``MelSpectrogram``, ``Gammatonegram``):
+``basis @ |STFT(x)| ** power``, the STFT held as ``self.stft`` and the basis under the name the
+subclass gives it (nnAudio's ``mel_basis`` / ``gammatone_basis``, so their state_dicts load)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from nnaudio_data._shapes import (
+    flatten_waveform,
+    frame_count,
+    frame_lengths,
+    row_lengths_of,
+    unflatten,
+)
+from nnaudio_data._transform import Transform, nnaudio_keys
+from nnaudio_data.features._common import register_kernel
+from nnaudio_data.features.stft import STFT
+from nnaudio_data.functional.filterbank import apply_filterbank
+
+__all__: list[str] = []
+
+
+class _FilterbankSpectrogram(Transform):
+    """``basis @ |STFT(x)| ** power``; subclasses build ``self.stft``, then call
+    :meth:`_set_basis`. Not registered for configs (no constructor of its own)."""
+
+    output_kind = "spectrogram"
+    time_dim = -1
+    #: the attribute name of the filterbank (``(bands, n_fft // 2 + 1)``)
+    basis_name: ClassVar[str]
+    stft: STFT
+    power: float
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.nnaudio_buffers = nnaudio_keys(cls.basis_name)
+
+    def _set_basis(self, basis: torch.Tensor, trainable: bool) -> None:
+        register_kernel(self, self.basis_name, basis, trainable)
+
+    @property
+    def basis(self) -> torch.Tensor:
+        """The filterbank, ``(bands, n_fft // 2 + 1)``."""
+        out: torch.Tensor = getattr(self, self.basis_name)
+        return out
+
+    def num_frames(self, n_samples: int) -> int:
+        """Frames for a signal of ``n_samples`` samples."""
+        return frame_count(n_samples, self.stft.n_fft, self.stft.hop_length, self.stft.center)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Valid frames for valid sample ``lengths``."""
+        return frame_lengths(lengths, self.stft.n_fft, self.stft.hop_length, self.stft.center)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The filterbank spectrogram of ``x``; ``lengths`` ``(batch,)`` valid samples per item
+        (each item then padded at its own end, as alone)."""
+        rows, lead = flatten_waveform(x)
+        basis = self.basis
+        rows = rows.to(torch.promote_types(rows.dtype, basis.dtype))
+        spec = self.stft.power_spectrogram(rows, self.power, row_lengths_of(lengths, lead, rows))
+        return unflatten(apply_filterbank(spec, basis), lead)

@@ -1,0 +1,106 @@
+"""Logarithms and decibels with floors, and a per-item dynamic-range clamp over valid frames.
+
+"Per item" statistics (a peak) are taken over the item's valid frames only: the first
+``lengths[i]`` steps of the last axis of item ``i``; ``lengths=None`` means every frame.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from nnaudio_data.batch import length_mask
+
+__all__ = ["dynamic_range_clamp", "log", "masked_amax", "power_to_db"]
+
+
+def masked_amax(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Each item's maximum over its valid frames (``-inf`` for an item without one).
+
+    Shape:
+        - Input: ``(batch, ..., frames)``, ``lengths`` ``(batch,)``
+        - Output: ``(batch, 1, ..., 1)`` (broadcasts against ``x``)
+    """
+    if lengths is not None:
+        mask = length_mask(lengths.to(x.device), x.shape[-1])
+        mask = mask.reshape(mask.shape[0], *([1] * (x.ndim - 2)), mask.shape[1])
+        x = torch.where(mask, x, torch.tensor(float("-inf"), dtype=x.dtype, device=x.device))
+    if x.shape[0] == 0 or x[0].numel() == 0:
+        return x.new_full((x.shape[0], *([1] * (x.ndim - 1))), float("-inf"))
+    return x.flatten(1).amax(1).reshape(-1, *([1] * (x.ndim - 1)))
+
+
+def log(
+    x: torch.Tensor, *, offset: float = 0.0, floor: float | None = None, base: float | None = None
+) -> torch.Tensor:
+    """``log_base(max(x + offset, floor))``: natural (``base=None``) or in any base.
+
+    Kaldi's ``ln(max(x, FLT_EPSILON))`` is ``floor=1.1920929e-07``, Whisper's
+    ``log10(max(x, 1e-10))`` is ``floor=1e-10, base=10``, VGGish's ``ln(x + 0.01)`` is
+    ``offset=0.01``.
+
+    Shape:
+        - Input: any non-negative tensor.
+        - Output: the same shape.
+    """
+    if offset:
+        x = x + offset
+    if floor is not None:
+        x = x.clamp_min(floor)
+    if base is None:
+        return torch.log(x)
+    if base == 10:
+        return torch.log10(x)
+    if base == 2:
+        return torch.log2(x)
+    return torch.log(x) / math.log(base)
+
+
+def dynamic_range_clamp(
+    x: torch.Tensor, dynamic_range: float, lengths: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``max(x, peak - dynamic_range)`` with each item's peak over its valid frames (Whisper's
+    ``max(x, x.max() - 8)`` per clip, librosa's ``top_db``). An item without a valid frame is
+    returned unchanged.
+
+    Shape:
+        - Input: ``(batch, ..., frames)``, ``lengths`` ``(batch,)``
+        - Output: the same shape.
+    """
+    peak = masked_amax(x, lengths)
+    return torch.maximum(x, peak - dynamic_range)
+
+
+def power_to_db(
+    S: torch.Tensor,
+    *,
+    multiplier: float = 10.0,
+    ref: float | str = 1.0,
+    amin: float = 1e-10,
+    top_db: float | None = None,
+    lengths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``multiplier * log10(max(amin, S) / max(amin, ref))`` floored at ``top_db`` below each
+    item's peak over its valid frames: ``librosa.power_to_db`` per item (``multiplier=20`` with a
+    magnitude ``S`` is ``amplitude_to_db``). ``ref='max'`` takes each item's peak as reference.
+
+    Shape:
+        - Input: ``(batch, ..., frames)`` non-negative, ``lengths`` ``(batch,)``
+        - Output: the same shape.
+    """
+    db = multiplier * torch.log10(S.clamp_min(amin))
+    if ref == "max" or top_db is not None:
+        # an item with no valid frame has peak -inf: give it the floor (finite output)
+        peak = masked_amax(db, lengths).clamp_min(multiplier * math.log10(amin))
+    if ref == "max":
+        db = db - peak
+        peak = torch.zeros_like(peak)
+    else:
+        offset = multiplier * math.log10(max(amin, float(ref)))
+        db = db - offset
+        if top_db is not None:
+            peak = peak - offset
+    if top_db is not None:
+        db = torch.maximum(db, peak - top_db)
+    return db

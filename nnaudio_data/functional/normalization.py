@@ -1,0 +1,57 @@
+"""Normalisation: fixed statistics, and per-item statistics over the valid frames only."""
+
+from __future__ import annotations
+
+import torch
+
+from nnaudio_data.batch import length_mask
+
+__all__ = ["normalize", "normalize_per_item"]
+
+
+def normalize(
+    x: torch.Tensor, mean: float | torch.Tensor, std: float | torch.Tensor
+) -> torch.Tensor:
+    """``(x - mean) / std`` with fixed statistics (numbers, or ``(features, 1)`` tensors for one
+    pair per feature row): AST's ``(x + 4.2677393) / (2 * 4.5689974)``, Whisper's ``(x + 4) / 4``.
+
+    Shape:
+        - Input: any tensor.
+        - Output: the same shape.
+    """
+    return (x - mean) / std
+
+
+def normalize_per_item(
+    x: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    *,
+    per_feature: bool = True,
+    eps: float = 1e-5,
+    unbiased: bool = False,
+) -> torch.Tensor:
+    """``(x - mean) / (std + eps)`` with each item's statistics over its valid frames; padded
+    frames come out as 0.
+
+    Args:
+        x: ``(batch, ..., freq, frames)``.
+        lengths: ``(batch,)`` valid frames (``None``: all).
+        per_feature: one mean and std per row of each item (else one pair per item).
+        eps: added to the standard deviation (a constant row becomes 0, not NaN).
+        unbiased: divide the variance by ``count - 1`` (NeMo) instead of ``count``.
+
+    Shape:
+        - Input: ``(batch, ..., frames)``
+        - Output: the same shape.
+    """
+    if lengths is None:
+        lengths = torch.full((x.shape[0],), x.shape[-1], dtype=torch.long, device=x.device)
+    mask = length_mask(lengths.to(x.device), x.shape[-1])
+    mask = mask.reshape(mask.shape[0], *([1] * (x.ndim - 2)), mask.shape[1]).to(x.dtype)
+    dims = (-1,) if per_feature else tuple(range(1, x.ndim))
+    count = (mask * torch.ones_like(x[..., :1])).sum(dim=dims, keepdim=True)
+    mean = (x * mask).sum(dim=dims, keepdim=True) / count.clamp_min(1)
+    centred = (x - mean) * mask
+    denom = (count - 1 if unbiased else count).clamp_min(1)
+    std = (centred.square().sum(dim=dims, keepdim=True) / denom).sqrt()
+    return centred / (std + eps)

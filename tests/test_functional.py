@@ -1,0 +1,215 @@
+"""The public functional core (``nnaudio_data.functional``) against numpy / librosa and the
+rules it implements (Kaldi's framing, per-clip end padding), and the front-end modules built on
+it (trainable paths, lazy kernels, purity)."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from nnaudio_data import functional as AF
+from nnaudio_data.features import STFT, KaldiFbank, MelSpectrogram, WhisperLogMel
+
+RNG = np.random.default_rng(0)
+NUMPY_MODE = {"reflect": "reflect", "symmetric": "symmetric", "replicate": "edge",
+              "circular": "wrap", "constant": "constant"}  # fmt: skip
+
+
+CASES = [(50, 7, 9), (5, 12, 3), (2, 6, 6), (1, 3, 2)]
+
+
+@pytest.mark.parametrize(
+    ("mode", "n", "left", "right"),
+    # (numpy cannot reflect a single sample: no reflect case of length 1)
+    [(m, *c) for m in NUMPY_MODE for c in CASES if not (m == "reflect" and c[0] == 1)],
+)
+def test_pad_signal_is_numpy_pad(mode: str, n: int, left: int, right: int) -> None:
+    x = RNG.standard_normal((3, n))
+    ours = AF.pad_signal(torch.from_numpy(x), left, right, mode).numpy()
+    np.testing.assert_array_equal(ours, np.pad(x, ((0, 0), (left, right)), mode=NUMPY_MODE[mode]))
+
+
+@pytest.mark.parametrize("mode", ["reflect", "symmetric", "constant", "replicate"])
+def test_fill_end_padding_pads_each_row_as_alone(mode: str) -> None:
+    lengths = torch.tensor([40, 17, 3, 40, 0])
+    x = torch.zeros(5, 40, dtype=torch.float64)
+    for i, n in enumerate(lengths.tolist()):
+        x[i, :n] = torch.randn(n, dtype=torch.float64)
+    x[1, 17:] = 99.0  # garbage past a row's end must not be read
+    out = AF.fill_end_padding(x, lengths, 10, mode)
+    assert out.shape == (5, 50)
+    for i, n in enumerate(lengths.tolist()):
+        if n == 0:
+            continue
+        alone = AF.pad_signal(x[i : i + 1, :n], 0, 10, mode)[0]
+        torch.testing.assert_close(out[i, : n + 10], alone, rtol=0, atol=0)
+
+
+def _kaldi_frame_reference(x: np.ndarray, win: int, hop: int) -> np.ndarray:
+    """Kaldi's ExtractWindow with snip_edges=false, literally (feature-window.cc)."""
+    n = x.size
+    frames = (n + hop // 2) // hop
+    out = np.zeros((frames, win))
+    for t in range(frames):
+        start = t * hop + hop // 2 - win // 2
+        for j in range(win):
+            s = start + j
+            while s < 0 or s >= n:  # mirror, as many times as needed
+                s = -s - 1 if s < 0 else 2 * n - 1 - s
+            out[t, j] = x[s]
+    return out
+
+
+@pytest.mark.parametrize(("win", "hop"), [(400, 160), (25, 10), (8, 12)])
+def test_kaldi_frames_mirror_at_each_clips_end(win: int, hop: int) -> None:
+    lengths = [3 * win + 7, win // 2 + 3, 2 * win]
+    x = torch.zeros(3, max(lengths), dtype=torch.float64)
+    for i, n in enumerate(lengths):
+        x[i, :n] = torch.randn(n, dtype=torch.float64)
+    frames = AF.kaldi_frames(x, win, hop, snip_edges=False, lengths=torch.tensor(lengths))
+    for i, n in enumerate(lengths):
+        ref = _kaldi_frame_reference(x[i, :n].numpy(), win, hop)
+        assert AF.kaldi_frame_count(n, win, hop, False) == ref.shape[0]
+        np.testing.assert_array_equal(frames[i, : ref.shape[0]].numpy(), ref)
+
+
+def test_kaldi_frames_snip_edges() -> None:
+    x = torch.arange(1000.0)[None]
+    frames = AF.kaldi_frames(x, 400, 160, snip_edges=True)
+    assert frames.shape == (1, 1 + (1000 - 400) // 160, 400)
+    assert frames[0, 2, 0] == 320 and frames[0, -1, -1] == 160 * 3 + 399
+    assert AF.kaldi_frames(x[:, :399], 400, 160, snip_edges=True).shape == (1, 0, 400)
+
+
+def test_preemphasis_and_dc_removal() -> None:
+    x = RNG.standard_normal((4, 50))
+    c = 0.97
+    per_frame = x.copy()
+    per_frame[:, 1:] -= c * x[:, :-1]
+    per_frame[:, 0] *= 1 - c
+    t = torch.from_numpy(x)
+    np.testing.assert_allclose(AF.preemphasis(t, c).numpy(), per_frame, rtol=1e-13)
+    signal = per_frame.copy()
+    signal[:, 0] = x[:, 0]
+    np.testing.assert_allclose(AF.preemphasis(t, c, per_frame=False).numpy(), signal, rtol=1e-13)
+    np.testing.assert_allclose(AF.remove_dc(t).mean(-1).numpy(), 0, atol=1e-14)
+
+
+def test_dither_is_seeded_and_off_at_zero() -> None:
+    x = torch.zeros(2, 100)
+    assert AF.dither(x, 0.0) is x
+    a = AF.dither(x, 1.0, torch.Generator().manual_seed(3))
+    b = AF.dither(x, 1.0, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert 0.7 < float(a.std()) < 1.3
+
+
+def test_windows_povey_and_placement() -> None:
+    n = np.arange(400)
+    povey = (0.5 - 0.5 * np.cos(2 * np.pi * n / 399)) ** 0.85
+    w = AF.window("povey", 400, 512, periodic=False, placement="left", dtype=torch.float64)
+    np.testing.assert_allclose(w[:400].numpy(), povey, rtol=1e-12, atol=1e-15)
+    assert not w[400:].any()
+    centred = AF.window("hann", 400, 512, dtype=torch.float64)
+    ref = np.pad(librosa.filters.get_window("hann", 400), 56)  # librosa's centring in n_fft
+    np.testing.assert_allclose(centred.numpy(), ref, rtol=1e-12, atol=1e-15)
+
+
+def test_power_to_db_per_item_over_valid_frames_is_librosas() -> None:
+    S = RNG.random((3, 6, 40)) ** 4
+    lengths = [40, 25, 7]
+    db = AF.power_to_db(torch.from_numpy(S), top_db=30.0, lengths=torch.tensor(lengths))
+    for i, n in enumerate(lengths):
+        ref = librosa.power_to_db(S[i, :, :n], top_db=30.0)
+        np.testing.assert_allclose(db[i, :, :n].numpy(), ref, rtol=1e-10, atol=1e-10)
+
+
+def test_dynamic_range_clamp_and_normalize_per_item() -> None:
+    x = RNG.standard_normal((2, 3, 20)) * 5
+    lengths = torch.tensor([20, 9])
+    out = AF.dynamic_range_clamp(torch.from_numpy(x), 2.0, lengths).numpy()
+    for i, n in enumerate([20, 9]):
+        np.testing.assert_array_equal(out[i, :, :n], np.maximum(x[i, :, :n], x[i, :, :n].max() - 2))
+    z = AF.normalize_per_item(torch.from_numpy(x), lengths, unbiased=True, eps=0.0).numpy()
+    v = x[1, :, :9]
+    ref = (v - v.mean(-1, keepdims=True)) / v.std(-1, ddof=1, keepdims=True)
+    np.testing.assert_allclose(z[1, :, :9], ref, rtol=1e-10)
+    assert not z[1, :, 9:].any()
+
+
+def test_stft_with_lengths_pads_each_clip_at_its_end() -> None:
+    lengths = torch.tensor([16000, 9001])
+    x = torch.zeros(2, 16000)
+    x[0] = torch.randn(16000)
+    x[1, :9001] = torch.randn(9001)
+    mel = MelSpectrogram(sr=16000, n_fft=512, hop_length=160, n_mels=40)
+    batched = mel(x, lengths=lengths)
+    alone = mel(x[1:, :9001])
+    valid = int(mel.output_lengths(lengths)[1])
+    torch.testing.assert_close(batched[1, :, :valid], alone[0], rtol=1e-5, atol=1e-5)
+    # without lengths the last frames read the batch's zeros, which is what the fix is for
+    assert not torch.allclose(mel(x)[1, :, valid - 1], alone[0, :, -1], rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["kaldi", "vggish", "ast"])
+def test_kaldi_fbank_trainable_chain_starts_at_the_frozen_numbers(name: str) -> None:
+    kw = {
+        "kaldi": {"num_mel_bins": 80},
+        "vggish": {"num_mel_bins": 64, "preemphasis_coefficient": 0.0, "remove_dc_offset": False,
+                   "window_type": "hann", "use_power": False, "low_freq": 125.0,
+                   "high_freq": 7500.0, "log_offset": 0.01, "log_floor": 0.0},
+        "ast": {"num_mel_bins": 128, "window_type": "hanning", "norm_mean": -4.2677393,
+                "norm_std": 9.1379948, "snip_edges": False},
+    }[name]  # fmt: skip
+    x = torch.randn(2, 8000, dtype=torch.float64) * 0.3
+    frozen = KaldiFbank(**kw, dtype=torch.float64)
+    learn = KaldiFbank(**kw, trainable_mel=True, trainable_STFT=True, dtype=torch.float64)
+    assert {n for n, _ in learn.named_parameters()} == {"mel_basis", "wcos", "wsin"}
+    y = learn(x)
+    # float64 both ways: the kernel chain is the same linear map as DC / pre-emphasis / window / FFT
+    torch.testing.assert_close(y, frozen(x), rtol=1e-9, atol=1e-9)
+    y.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in learn.parameters())
+
+
+def test_whisper_trainable_starts_at_the_frozen_numbers() -> None:
+    x = torch.randn(2, 16000) * 0.1
+    frozen = WhisperLogMel()(x)
+    learn = WhisperLogMel(trainable_mel=True, trainable_STFT=True)
+    y = learn(x)
+    torch.testing.assert_close(y, frozen, rtol=0, atol=2e-5)  # conv vs FFT path, float32
+    y.sum().backward()
+    assert learn.mel_basis.grad is not None and torch.isfinite(learn.stft.wcos.grad).all()
+
+
+def test_frozen_fft_stft_builds_no_kernels() -> None:
+    stft = STFT(n_fft=16384, hop_length=4096, output_format="Magnitude")
+    assert {n for n, _ in stft.named_buffers()} == {"window_mask"}
+    assert stft(torch.randn(1, 40000)).shape == (1, 8193, 10)
+    assert {n for n, _ in stft.named_buffers()} == {"window_mask"}  # forward built none either
+    small = STFT(n_fft=64)
+    assert small.wcos.shape == (33, 1, 64)  # built when asked for
+    x = torch.randn(2, 500)
+    fft = small(x)
+    small.use_fft = False  # the conv path, on the kernels built above
+    torch.testing.assert_close(small(x), fft, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: KaldiFbank(num_mel_bins=40, dither=0.5, seed=1), lambda: WhisperLogMel(pad=False),
+     lambda: WhisperLogMel(), lambda: MelSpectrogram(sr=16000, n_fft=400, hop_length=160)],
+)  # fmt: skip
+def test_forward_is_pure(make: object) -> None:
+    module = make()  # type: ignore[operator]
+    before = (dict(module.__dict__), {n: b.clone() for n, b in module.named_buffers()})
+    x, lengths = torch.randn(2, 8000), torch.tensor([8000, 5000])
+    first = module(x, lengths=lengths)
+    second = module(x, lengths=lengths)
+    torch.testing.assert_close(first, second, rtol=0, atol=0)  # seeded dither included
+    assert set(module.__dict__) == set(before[0])
+    assert all(module.__dict__[k] is v for k, v in before[0].items())
+    for n, b in module.named_buffers():
+        torch.testing.assert_close(b, before[1][n], rtol=0, atol=0)

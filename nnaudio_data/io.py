@@ -330,6 +330,8 @@ def read_native(
         raise DecodeError(
             f"cannot decode audio {shown!r}: {exc}", key=name, reason="decode_error"
         ) from exc
+    except MemoryError as exc:  # within max_samples, but more than this process may hold
+        raise _too_large(shown, name, "does not fit in memory") from exc
     finally:
         if isinstance(source, str | os.PathLike):
             opened.close()

@@ -120,9 +120,8 @@ def _resampler(orig_sr: int, new_sr: int) -> Resample:
 def _as_float(audio: Any, dtype: torch.dtype, key: str) -> torch.Tensor:
     """A float ``(channels, time)`` CPU tensor; integer PCM scaled to [-1, 1]."""
     kind = getattr(audio, "dtype", None)
-    if kind is not None and (
-        (isinstance(kind, np.dtype) and kind.kind not in "iuf")
-        or kind in (torch.bool, torch.complex32, torch.complex64, torch.complex128)
+    if (isinstance(kind, np.dtype) and kind.kind not in "iuf") or (
+        isinstance(kind, torch.dtype) and (kind == torch.bool or kind.is_complex)
     ):
         raise SampleError(
             f"sample {key!r}: audio of dtype {kind} is not real numbers (expected integer or "

@@ -71,18 +71,23 @@ def _no_workers_left() -> None:
 HOW = [signal.SIGKILL, signal.SIGSEGV, "exit"]
 
 
-@pytest.mark.parametrize("how", HOW, ids=["SIGKILL", "SIGSEGV", "exit"])
-@pytest.mark.parametrize("policy", ["skip", "raise"])
-def test_audio_nodes_names_the_dead_worker_and_the_batch(how: int | str, policy: str) -> None:
-    source = Deadly(12, index=5, how=how)  # index 5: batch 2 at batch_size 2
-    graph = audio_nodes(
-        source,
+def _two_workers(items: Any, policy: str) -> Any:
+    """``audio_nodes`` over ``items`` in batches of 2, in 2 forked worker processes."""
+    return audio_nodes(
+        items,
         batch_size=2,
         num_workers=2,
         policy=policy,
         multiprocessing_context="fork",
         sample_rate=SR,
     )
+
+
+@pytest.mark.parametrize("how", HOW, ids=["SIGKILL", "SIGSEGV", "exit"])
+@pytest.mark.parametrize("policy", ["skip", "raise"])
+def test_audio_nodes_names_the_dead_worker_and_the_batch(how: int | str, policy: str) -> None:
+    source = Deadly(12, index=5, how=how)  # index 5: batch 2 at batch_size 2
+    graph = _two_workers(source, policy)
     loader = nodes.Loader(graph)
     start = time.monotonic()
     got = []
@@ -138,14 +143,7 @@ def _batches(samples: Any) -> Any:
 @pytest.mark.parametrize("policy", ["skip", "raise"])
 def test_finished_workers_are_reaped_at_the_end_of_each_epoch(policy: str) -> None:
     items = [(np.full(100 + i, 0.1, np.float32), SR) for i in range(9)]
-    graph = audio_nodes(
-        items,
-        batch_size=2,
-        num_workers=2,
-        policy=policy,
-        multiprocessing_context="fork",
-        sample_rate=SR,
-    )
+    graph = _two_workers(items, policy)
     loader = nodes.Loader(graph)
     for _ in range(2):
         it = iter(loader)
@@ -159,16 +157,7 @@ def test_finished_workers_are_reaped_at_the_end_of_each_epoch(policy: str) -> No
     next(it)
     state = loader.state_dict()
     del it
-    resumed = nodes.Loader(
-        audio_nodes(
-            items,
-            batch_size=2,
-            num_workers=2,
-            policy=policy,
-            multiprocessing_context="fork",
-            sample_rate=SR,
-        )
-    )
+    resumed = nodes.Loader(_two_workers(items, policy))
     resumed.load_state_dict(state)
     assert sum(len(b) for b in resumed) == 7
     loader = resumed = graph = None  # type: ignore[assignment]

@@ -331,3 +331,47 @@ def test_any_exception_a_sample_causes_is_counted_not_a_crash() -> None:
     assert isinstance(info.value.__cause__, ValueError)  # the original, kept for debugging
     with pytest.raises(SampleError, match=r"sample '1': ValueError: cannot collate"):
         AudioDataset([good, _Odd()])[1]
+
+
+class _Picky(torch.nn.Module):
+    """An STFT that raises on any batch holding an item louder than 10 (or, with ``always``, on
+    every batch): a transform that a sample can make fail."""
+
+    def __init__(self, always: bool = False) -> None:
+        super().__init__()
+        self.stft = _hostile.stft()
+        self.always = always
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.always or float(x.abs().max()) > 10:
+            raise RuntimeError("picky: amplitude above 10")
+        return self.stft(x)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return self.stft.output_lengths(lengths)
+
+
+def test_a_sample_that_makes_the_transform_raise_is_that_samples_fault() -> None:
+    quiet = [(np.full(500 + 100 * i, 0.1, np.float32), SR, i) for i in range(3)]
+    loud = {"key": "loud", "audio": np.full(700, 50.0, np.float32), "sample_rate": SR, "label": 9}
+    samples = [quiet[0], loud, quiet[1], quiet[2]]
+    for workers in (0, 2):
+        loader = DataLoader(
+            samples,
+            batch_size=4,
+            collate_fn=SpecCollate(_Picky(), policy="skip", sample_rate=SR),
+            num_workers=workers,
+            multiprocessing_context="fork" if workers else None,
+        )
+        counter = SkipCounter()
+        (batch,) = list(counter.wrap(loader))
+        assert batch.labels.tolist() == [0, 1, 2] and counter.counts == {"unexpected_error": 1}
+        assert batch.lengths.tolist() == [1 + n // HOP for n in (500, 600, 700)]
+    with pytest.raises(SampleError, match=r"sample 'loud': RuntimeError: picky.*in the transform"):
+        SpecCollate(_Picky(), sample_rate=SR)(samples)
+    # an error of the transform itself, on every item: raised as it is, not blamed on a sample
+    with pytest.raises(RuntimeError, match="picky"):
+        SpecCollate(_Picky(always=True), sample_rate=SR, policy="skip")(samples)
+    # alone in its batch, the loud clip cannot be told from a broken transform: raised
+    with pytest.raises(RuntimeError, match="picky"):
+        SpecCollate(_Picky(), sample_rate=SR, policy="skip")([loud])

@@ -513,7 +513,10 @@ def apply_transform(
 
     With a ``policy``, the output is checked as the input was: an item whose valid frames hold
     NaN or Inf (a finite float file of amplitude 1e30 overflows any spectrogram) is raised or
-    dropped and counted as ``'non_finite'``."""
+    dropped and counted as ``'non_finite'``; and when the transform raises on the batch, the items
+    are tried one by one: if some raise alone and others do not, those are the samples' faults
+    (raised naming the sample, or dropped and counted, ``'unexpected_error'``) and the others are
+    transformed together; otherwise (all pass alone, or none does) the error is raised as it is."""
     if len(batch) == 0:
         return SpecBatch(
             spec=torch.zeros(0),
@@ -521,9 +524,38 @@ def apply_transform(
             sample_rate=batch.sample_rate,
             skipped=dict(batch.skipped),
         )
-    out = apply_to_batch(transform, batch)
+    try:
+        out = apply_to_batch(transform, batch)
+    except Exception as error:
+        if policy is None:
+            raise
+        batch = _without_failing_items(transform, batch, policy, error)
+        out = apply_to_batch(transform, batch)
     out = dataclasses.replace(out, skipped=dict(batch.skipped))
     return out if policy is None else _finite_items(out, policy)
+
+
+def _without_failing_items(
+    transform: nn.Module, batch: SpecBatch | WaveBatch, policy: FaultPolicy, error: Exception
+) -> SpecBatch | WaveBatch:
+    """``batch`` without the items on which ``transform`` raises alone while others pass (each
+    handled by ``policy``); the batch's own ``error`` again when all pass alone or none does."""
+    skipped, keep = dict(batch.skipped), []
+    for i in range(len(batch)):
+        one = _items(batch, [i], {})
+        try:
+            apply_to_batch(transform, one)
+        except Exception as item_error:
+            fault = _as_sample_error(item_error, {"key": one.keys[0] if one.keys else i}, i)
+            fault.args = (f"{fault.args[0]} (in the transform)",)
+            add_counts(skipped, {policy.handle(fault).reason: 1})
+        else:
+            keep.append(i)
+    if not 0 < len(keep) < len(batch):
+        # every item passes alone, or none does: the transform's error, not a sample's (a broken
+        # transform must not turn a whole dataset into counted skips)
+        raise error
+    return _items(batch, keep, skipped)
 
 
 def _finite_items(batch: SpecBatch | WaveBatch, policy: FaultPolicy) -> SpecBatch | WaveBatch:

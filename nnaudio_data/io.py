@@ -314,6 +314,10 @@ def read_native(
             here = source.seek(0, io.SEEK_CUR)
             size = source.seek(0, io.SEEK_END) - here
             source.seek(here)
+    if size == 0:  # libsndfile cannot open it at all: no audio, rather than corrupt audio
+        if isinstance(source, str | os.PathLike):
+            opened.close()
+        raise DecodeError(f"audio {shown!r} is a 0-byte file", key=name, reason="empty")
     try:
         with sf.SoundFile(fileobj, closefd=False) as f:
             sample_rate, declared, channels = f.samplerate, f.frames, f.channels

@@ -361,7 +361,7 @@ def hostile_cases(sr: int = SR) -> list[Case]:
             "decode_error",
             "a gzip-compressed WAV cut short",
         ),
-        Case("zero-bytes", b"", "wav", "decode_error", "an empty file"),
+        Case("zero-bytes", b"", "wav", "empty", "a 0-byte file"),
     ]
 
 

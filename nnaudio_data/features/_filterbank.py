@@ -16,7 +16,7 @@ from nnaudio_data._shapes import (
     unflatten,
 )
 from nnaudio_data._transform import Transform, nnaudio_keys
-from nnaudio_data.features._common import register_kernel
+from nnaudio_data.features._common import check_not_transposed, register_kernel
 from nnaudio_data.features.stft import STFT
 from nnaudio_data.functional.filterbank import apply_filterbank
 
@@ -58,6 +58,7 @@ class _FilterbankSpectrogram(Transform):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """The filterbank spectrogram of ``x``; ``lengths`` ``(batch,)`` valid samples per item
         (each item then padded at its own end, as alone)."""
+        check_not_transposed(x, self.stft.n_fft)
         rows, lead = flatten_waveform(x)
         basis = self.basis
         rows = rows.to(torch.promote_types(rows.dtype, basis.dtype))

@@ -53,60 +53,47 @@ def _window_spec(window_type: str) -> tuple[Any, bool]:
 class KaldiFbank(Transform):
     """Kaldi's log mel filterbank features (``torchaudio.compliance.kaldi.fbank``'s names).
 
-    Parameters
-    ----------
-    sample_frequency : float > 0
-        Sampling rate (Hz). Default 16000.
-    num_mel_bins : int > 0
-        Mel bands. Default 23 (Kaldi's); the speech recipes use 80.
-    frame_length, frame_shift : float > 0
-        Window and hop in milliseconds (25 and 10).
-    dither : float >= 0
-        Gaussian noise of this standard deviation added to each frame (Kaldi's default 1.0 is
-        *not* kept: 0, off, by default). Drawn from ``seed`` and the batch itself, so one batch
-        always gets the same noise and another batch other noise (``seed=None``: torch's global
-        generator).
-    preemphasis_coefficient : float in [0, 1]
-        ``x[i] -= c x[i - 1]`` per frame, ``x[0] *= 1 - c``. Default 0.97.
-    remove_dc_offset : bool
-        Subtract each frame's mean first.
-    window_type : {'povey', 'hanning', 'hamming', 'rectangular', 'blackman', 'hann'}
-        Kaldi's symmetric windows, and ``'hann'``: a periodic hann (VGGish).
-    round_to_power_of_two : bool
-        Zero-pad each frame to the next power of two (else to ``frame_length``).
-    snip_edges : bool
-        ``True``: only frames that fit, ``1 + (n - frame_length) // hop``; ``False``: ``(n + hop
-        // 2) // hop`` frames with mirrored edges (lhotse, icefall), each clip at its own end.
-    low_freq, high_freq : float
-        Band edges (Hz); ``high_freq <= 0`` counts down from Nyquist. Defaults 20 and 0.
-    use_power : bool
-        Power spectrum (else magnitude, as VGGish).
-    use_log_fbank : bool
-        Take the log.
-    log_offset, log_floor : float >= 0
-        The log is ``ln(max(x + log_offset, log_floor))``: Kaldi's ``ln(max(x, FLT_EPSILON))``
-        by default, VGGish's ``ln(x + 0.01)`` with ``log_offset=0.01, log_floor=0``.
-    norm_mean, norm_std : float or None
-        Normalise the output to ``(x - norm_mean) / norm_std`` (AST: -4.2677393 and
-        2 * 4.5689974).
-    num_frames : int > 0 or None
-        Pad or trim the time axis to this many frames (AST's 1024). Frames past a clip's end,
-        here and in a batch, hold the normalised zero (AST pads the fbank with zeros before
-        normalising).
-    trainable_mel, trainable_STFT : bool
-        The mel filterbank (``mel_basis``) / the conditioning + DFT kernels (``wcos``, ``wsin``)
-        as ``nn.Parameter``, initialised to the frozen values.
-    seed : int or None
-        See ``dither``.
-    dtype : torch.dtype or str
-        Kernel dtype.
+    Args:
+        sample_frequency (float > 0): Sampling rate (Hz). Default 16000.
+        num_mel_bins (int > 0): Mel bands. Default 23 (Kaldi's); the speech recipes use 80.
+        frame_length, frame_shift (float > 0): Window and hop in milliseconds (25 and 10).
+        dither (float >= 0): Gaussian noise of this standard deviation added to each frame (Kaldi's
+            default 1.0 is *not* kept: 0, off, by default). Drawn from ``seed`` and the batch
+            itself, so one batch always gets the same noise and another batch other noise
+            (``seed=None``: torch's global generator).
+        preemphasis_coefficient (float in [0, 1]): ``x[i] -= c x[i - 1]`` per frame, ``x[0] *= 1 -
+            c``. Default 0.97.
+        remove_dc_offset (bool): Subtract each frame's mean first.
+        window_type ({'povey', 'hanning', 'hamming', 'rectangular', 'blackman', 'hann'}): Kaldi's
+            symmetric windows, and ``'hann'``: a periodic hann (VGGish).
+        round_to_power_of_two (bool): Zero-pad each frame to the next power of two (else to
+            ``frame_length``).
+        snip_edges (bool): ``True``: only frames that fit, ``1 + (n - frame_length) // hop``;
+            ``False``: ``(n + hop // 2) // hop`` frames with mirrored edges (lhotse, icefall), each
+            clip at its own end.
+        low_freq, high_freq (float): Band edges (Hz); ``high_freq <= 0`` counts down from Nyquist.
+            Defaults 20 and 0.
+        use_power (bool): Power spectrum (else magnitude, as VGGish).
+        use_log_fbank (bool): Take the log.
+        log_offset, log_floor (float >= 0): The log is ``ln(max(x + log_offset, log_floor))``:
+            Kaldi's ``ln(max(x, FLT_EPSILON))`` by default, VGGish's ``ln(x + 0.01)`` with
+            ``log_offset=0.01, log_floor=0``.
+        norm_mean, norm_std (float or None): Normalise the output to ``(x - norm_mean) / norm_std``
+            (AST: -4.2677393 and 2 * 4.5689974).
+        num_frames (int > 0 or None): Pad or trim the time axis to this many frames (AST's 1024).
+            Frames past a clip's end, here and in a batch, hold the normalised zero (AST pads the
+            fbank with zeros before normalising).
+        trainable_mel, trainable_STFT (bool): The mel filterbank (``mel_basis``) / the conditioning
+            + DFT kernels (``wcos``, ``wsin``) as ``nn.Parameter``, initialised to the frozen
+            values.
+        seed (int or None): See ``dither``.
+        dtype (torch.dtype or str): Kernel dtype.
 
-    Shape
-    -----
-    - Input: ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` or ``(batch, channels, time)``;
-      ``forward(x, lengths)`` takes the valid samples per item.
-    - Output: ``(batch, num_mel_bins, frames)`` (``(batch, channels, ...)``), ``frames`` as
-      :meth:`output_lengths` (or ``num_frames``).
+    Shape:
+        - Input: ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` or ``(batch, channels, time)``;
+          ``forward(x, lengths)`` takes the valid samples per item.
+        - Output: ``(batch, num_mel_bins, frames)`` (``(batch, channels, ...)``), ``frames`` as
+          :meth:`output_lengths` (or ``num_frames``).
     """
 
     output_kind = "spectrogram"

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from nnaudio_data._checks import check_choice
-from nnaudio_data._shapes import frame_count, frame_lengths
+from nnaudio_data._shapes import check_lengths, frame_count, frame_lengths
 
 __all__ = [
     "PAD_MODES",
@@ -158,7 +158,7 @@ def kaldi_frame_lengths(
     lengths: torch.Tensor, frame_length: int, hop_length: int, snip_edges: bool
 ) -> torch.Tensor:
     """:func:`kaldi_frame_count` for a tensor of sample lengths."""
-    lengths = torch.as_tensor(lengths)
+    lengths = check_lengths(lengths)
     if snip_edges:
         return frame_lengths(lengths, frame_length, hop_length, center=False)
     return torch.div(lengths + hop_length // 2, hop_length, rounding_mode="floor").to(torch.long)

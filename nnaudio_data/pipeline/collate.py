@@ -22,14 +22,21 @@ A sample is one of:
 * a dict: the audio under ``audio_key`` (default ``"audio"``, or else the first field whose
   extension is an audio one, e.g. webdataset's ``"flac"``), holding a tensor / array (then the
   rate is under ``"sample_rate"`` or ``"sr"``), an ``(audio, sample_rate)`` pair (what
-  :class:`~nnaudio_data.pipeline.wds.AudioHandler` decodes to), or encoded bytes / a path;
-  the key under ``"key"`` or ``"__key__"``; the label under ``label_key`` (default ``"label"``,
-  else ``"cls"``); other fields (not ``__*__``) go to ``meta``;
+  :class:`~nnaudio_data.pipeline.wds.AudioHandler` decodes to), encoded bytes / a path, or a
+  Hugging Face ``datasets`` audio value: ``{"array", "sampling_rate"}`` (decoded; the array a
+  list, numpy array or tensor) or ``{"bytes", "path"}`` (``Audio(decode=False)``: decoded here
+  with soundfile, no torchcodec needed);
+  the key under ``"key"`` or ``"__key__"`` (else the audio value's ``"path"``, else the index);
+  the label under ``label_key`` (default ``"label"``, else ``"cls"``); other fields (not
+  ``__*__``) go to ``meta``;
 * a tuple ``(audio, sample_rate)`` or ``(audio, sample_rate, label)`` where ``audio`` is a
   tensor / array, or encoded bytes / a path (then ``sample_rate`` is ``None`` or the rate the file
   must have);
 * encoded bytes or a path alone;
 * a :class:`~nnaudio_data.pipeline.policy.Skipped` marker (counted and dropped).
+
+Labels become a tensor when they can (ints / bools -> int64, floats -> float, equal-shape
+lists, arrays or tensors such as multi-hot vectors -> stacked), else stay a list.
 
 Audio is ``(time,)`` or ``(channels, time)``; integer arrays are scaled to [-1, 1]. The batch is
 ``(batch, time)`` when every item has one channel (or ``mono=True``), else
@@ -165,6 +172,36 @@ def _all_finite(x: torch.Tensor) -> bool:
     return math.isfinite(float(x.sum())) or bool(torch.isfinite(x).all())
 
 
+def _hf_audio(value: Mapping[str, Any], sr: Any, name: str | None) -> tuple[Any, Any, str | None]:
+    """``(audio, sample_rate, path)`` of a Hugging Face ``datasets.Audio`` value: decoded
+    ``{"array", "sampling_rate"[, "path"]}`` (the array a list, numpy array or tensor), or
+    ``Audio(decode=False)``'s ``{"bytes", "path"}`` (encoded bytes, else the file at ``path``,
+    decoded here with soundfile: torchcodec is not needed)."""
+    path = value.get("path")
+    path = os.fspath(path) if isinstance(path, str | os.PathLike) else None
+    if "array" in value:
+        array, rate = value["array"], value.get("sampling_rate", sr)
+        if isinstance(array, list | tuple):
+            array = np.asarray(array, dtype=np.float32)
+        return array, None if rate is None else int(rate), path
+    if "bytes" in value or "path" in value:
+        encoded = value.get("bytes")
+        if encoded is None and path is None:
+            who = name if name is not None else "?"
+            raise SampleError(
+                f"sample {who!r}: the audio value has neither bytes nor a path",
+                key=name,
+                reason="decode_error",
+            )
+        return (encoded if encoded is not None else path), sr, path
+    raise SampleError(
+        f"sample {name!r}: an audio dict needs 'array' and 'sampling_rate' (a decoded Hugging "
+        f"Face Audio value) or 'bytes' / 'path' (Audio(decode=False)), got keys {sorted(value)}",
+        key=name,
+        reason="decode_error",
+    )
+
+
 def _skipped_marker(sample: Any) -> Skipped | None:
     """The :class:`Skipped` marker standing for ``sample`` or one of its fields, if any."""
     if isinstance(sample, Skipped):
@@ -197,15 +234,24 @@ def _as_sample_error(error: Exception, sample: Any, index: int) -> SampleError:
     return wrapped
 
 
-def _collate_labels(labels: list[Any]) -> torch.Tensor | list[Any] | None:
+def collate_labels(labels: list[Any]) -> torch.Tensor | list[Any] | None:
+    """Labels as a tensor when they are numbers or equal-shape arrays / lists / tensors (ints and
+    bools -> int64, floats -> the default float dtype, e.g. class indices, regression targets,
+    multi-hot lists); else the list as given (strings, ragged lists, mixed types)."""
     if all(label is None for label in labels):
         return None
-    if all(isinstance(v, bool | int | np.integer) for v in labels):
-        return torch.tensor([int(v) for v in labels], dtype=torch.long)
-    if all(isinstance(v, float | np.floating) for v in labels):
-        return torch.tensor([float(v) for v in labels])
-    if all(isinstance(v, torch.Tensor) for v in labels) and len({v.shape for v in labels}) == 1:
-        return torch.stack(labels)
+    if all(isinstance(v, torch.Tensor) for v in labels):
+        return torch.stack(labels) if len({v.shape for v in labels}) == 1 else list(labels)
+    if any(isinstance(v, str | bytes | Mapping | torch.Tensor) or v is None for v in labels):
+        return list(labels)
+    try:
+        array = np.asarray(labels)
+    except ValueError:  # ragged lists
+        return list(labels)
+    if array.dtype.kind in "biu":
+        return torch.from_numpy(array.astype(np.int64))
+    if array.dtype.kind == "f":
+        return torch.from_numpy(array).to(torch.get_default_dtype())
     return list(labels)
 
 
@@ -273,6 +319,7 @@ class WaveCollate:
         self, source: Any, key: str | None, expected_sr: Any
     ) -> tuple[torch.Tensor, int, float]:
         """``(audio, sample_rate, scale)``: integer PCM stays integer until the batch is made."""
+        # (a 0-byte file is 'empty': read_native says so, for regular files only)
         data, scale, sr = read_native(
             source, key=key, dtype=self.dtype, max_samples=self.max_samples
         )
@@ -318,7 +365,10 @@ class WaveCollate:
         value = sample[audio_key]
         sr = sample.get("sample_rate", sample.get("sr"))
         scale = 1.0
-        if isinstance(value, tuple | list) and len(value) == 2:
+        if isinstance(value, Mapping):  # a Hugging Face ``datasets.Audio`` value
+            value, sr, path = _hf_audio(value, sr, name)
+            name = path if name is None and path is not None else name
+        elif isinstance(value, tuple | list) and len(value) == 2:
             value, sr = value
         if isinstance(value, _ENCODED):
             if name is None and isinstance(value, str | os.PathLike):
@@ -326,7 +376,8 @@ class WaveCollate:
             audio, sr, scale = self._decode(value, name, sr)
         elif sr is None:
             raise ValueError(
-                f"sample {name!r}: an audio array needs its rate under 'sample_rate' or 'sr'"
+                f"sample {name!r}: an audio array needs its rate under 'sample_rate' or 'sr' "
+                "(or as {'array': ..., 'sampling_rate': ...}, as Hugging Face datasets give it)"
             )
         else:
             audio = _as_float(value, self.dtype, name if name is not None else str(index))
@@ -433,16 +484,19 @@ class WaveCollate:
     # -- the batch ------------------------------------------------------------------------
     def __call__(self, samples: Sequence[Any]) -> WaveBatch:
         skipped = take_pending()
+        skipped_keys: dict[str, list[str]] = {}
         items: list[_Item] = []
         target_sr = self.sample_rate
         channels: int | None = None
         for index, sample in enumerate(samples):
             marker = _skipped_marker(sample)
             if marker is not None:
+                name = marker.key
                 if marker is not sample:  # a field's marker, not yet logged with the sample key
-                    name = sample.get("key", sample.get("__key__", str(index)))
-                    log_skip(str(name), marker.reason, marker.message)
+                    name = str(sample.get("key", sample.get("__key__", str(index))))
+                    log_skip(name, marker.reason, marker.message)
                 add_counts(skipped, {marker.reason: 1})
+                skipped_keys.setdefault(marker.reason, []).append(name or str(index))
                 continue
             try:
                 item = self._check(self._item(sample, index), target_sr)
@@ -454,17 +508,22 @@ class WaveCollate:
                         reason="channels",
                     )
             except Exception as error:  # whatever a sample causes is its fault, never the loop's
-                add_counts(
-                    skipped, {self.policy.handle(_as_sample_error(error, sample, index)).reason: 1}
-                )
+                fault = _as_sample_error(error, sample, index)
+                reason = self.policy.handle(fault).reason
+                add_counts(skipped, {reason: 1})
+                skipped_keys.setdefault(reason, []).append(fault.key or str(index))
                 continue
             target_sr = item.sample_rate if target_sr is None else target_sr
             channels = item.audio.shape[0] if channels is None else channels
             items.append(item)
-        return self._pad(items, target_sr, skipped)
+        return self._pad(items, target_sr, skipped, skipped_keys)
 
     def _pad(
-        self, items: list[_Item], sample_rate: int | None, skipped: dict[str, int]
+        self,
+        items: list[_Item],
+        sample_rate: int | None,
+        skipped: dict[str, int],
+        skipped_keys: dict[str, list[str]],
     ) -> WaveBatch:
         lengths = torch.tensor([it.audio.shape[-1] for it in items], dtype=torch.long)
         n_channels = items[0].audio.shape[0] if items else 1
@@ -484,9 +543,10 @@ class WaveCollate:
             lengths=lengths,
             sample_rate=int(sample_rate or self.sample_rate or 0),
             keys=[it.key for it in items],
-            labels=_collate_labels([it.label for it in items]),
+            labels=collate_labels([it.label for it in items]),
             meta=[it.meta for it in items],
             skipped=skipped,
+            skipped_keys=skipped_keys,
         )
 
     #: Whether the padded audio goes in shared memory when made in a DataLoader worker (it is
@@ -523,6 +583,7 @@ def apply_transform(
             lengths=torch.zeros(0, dtype=torch.long),
             sample_rate=batch.sample_rate,
             skipped=dict(batch.skipped),
+            skipped_keys=dict(batch.skipped_keys),
         )
     try:
         out = apply_to_batch(transform, batch)
@@ -531,7 +592,9 @@ def apply_transform(
             raise
         batch = _without_failing_items(transform, batch, policy, error)
         out = apply_to_batch(transform, batch)
-    out = dataclasses.replace(out, skipped=dict(batch.skipped))
+    out = dataclasses.replace(
+        out, skipped=dict(batch.skipped), skipped_keys=dict(batch.skipped_keys)
+    )
     return out if policy is None else _finite_items(out, policy)
 
 
@@ -540,15 +603,15 @@ def _without_failing_items(
 ) -> SpecBatch | WaveBatch:
     """``batch`` without the items on which ``transform`` raises alone while others pass (each
     handled by ``policy``); the batch's own ``error`` again when all pass alone or none does."""
-    skipped, keep = dict(batch.skipped), []
+    skipped, keep = _counts(batch), []
     for i in range(len(batch)):
-        one = _items(batch, [i], {})
+        one = _items(batch, [i], ({}, {}))
         try:
             apply_to_batch(transform, one)
         except Exception as item_error:
             fault = _as_sample_error(item_error, {"key": one.keys[0] if one.keys else i}, i)
             fault.args = (f"{fault.args[0]} (in the transform)",)
-            add_counts(skipped, {policy.handle(fault).reason: 1})
+            _count(skipped, policy.handle(fault).reason, fault.key or str(i))
         else:
             keep.append(i)
     if not 0 < len(keep) < len(batch):
@@ -572,7 +635,7 @@ def _finite_items(batch: SpecBatch | WaveBatch, policy: FaultPolicy) -> SpecBatc
     bad = (~torch.isfinite(values) & valid).flatten(1).any(1).tolist()
     if not any(bad):
         return batch
-    skipped, keep = dict(batch.skipped), []
+    skipped, keep = _counts(batch), []
     for i, is_bad in enumerate(bad):
         if not is_bad:
             keep.append(i)
@@ -584,12 +647,25 @@ def _finite_items(batch: SpecBatch | WaveBatch, policy: FaultPolicy) -> SpecBatc
             key=key,
             reason="non_finite",
         )
-        add_counts(skipped, {policy.handle(error).reason: 1})
+        _count(skipped, policy.handle(error).reason, key)
     return _items(batch, keep, skipped)
 
 
-def _items(batch: SpecBatch | WaveBatch, keep: list[int], skipped: dict[str, int]) -> Any:
-    """The items ``keep`` of ``batch`` (in order), with the skip counts ``skipped``."""
+_Counts = tuple[dict[str, int], dict[str, list[str]]]
+
+
+def _counts(batch: SpecBatch | WaveBatch) -> _Counts:
+    """A copy of the batch's ``(skipped, skipped_keys)``."""
+    return dict(batch.skipped), {r: list(k) for r, k in batch.skipped_keys.items()}
+
+
+def _count(counts: _Counts, reason: str, key: str) -> None:
+    add_counts(counts[0], {reason: 1})
+    counts[1].setdefault(reason, []).append(key)
+
+
+def _items(batch: SpecBatch | WaveBatch, keep: list[int], counts: _Counts) -> Any:
+    """The items ``keep`` of ``batch`` (in order), with the skip counts ``counts``."""
     index = torch.tensor(keep, dtype=torch.long)
     labels = batch.labels
     if isinstance(labels, torch.Tensor):
@@ -606,7 +682,8 @@ def _items(batch: SpecBatch | WaveBatch, keep: list[int], skipped: dict[str, int
         keys=[batch.keys[i] for i in keep] if batch.keys else [],
         meta=[batch.meta[i] for i in keep] if batch.meta else [],
         labels=labels,
-        skipped=skipped,
+        skipped=counts[0],
+        skipped_keys=counts[1],
     )
 
 

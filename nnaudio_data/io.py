@@ -331,8 +331,12 @@ def read_native(
                 data = _read_blocks(f, read_dtype, shown, name, max_samples)
             log = f.extra_info
     except (sf.LibsndfileError, sf.SoundFileError, RuntimeError, TypeError, OSError) as exc:
+        # libsndfile's own words, without soundfile's "Error opening <descriptor>: " prefix
+        detail = getattr(exc, "error_string", None) or str(exc)
+        path = os.fsdecode(source) if isinstance(source, str | os.PathLike) else None
+        where = f"{shown!r}" + (f" ({path!r})" if path is not None and path != name else "")
         raise DecodeError(
-            f"cannot decode audio {shown!r}: {exc}", key=name, reason="decode_error"
+            f"cannot decode audio {where}: {detail}", key=name, reason="decode_error"
         ) from exc
     except MemoryError as exc:  # within max_samples, but more than this process may hold
         raise _too_large(shown, name, "does not fit in memory") from exc

@@ -25,11 +25,10 @@ from nnaudio_data._shapes import flatten_waveform, row_lengths_of, unflatten
 from nnaudio_data._transform import Transform
 from nnaudio_data.features._common import check_bool, full_precision, register_kernel
 from nnaudio_data.functional.amplitude import power_spectrum
-from nnaudio_data.functional.filterbank import apply_filterbank
 from nnaudio_data.functional.framing import kaldi_frame_lengths, kaldi_frames
 from nnaudio_data.functional.level import log
 from nnaudio_data.functional.normalization import normalize
-from nnaudio_data.functional.preprocess import dither, preemphasis, remove_dc
+from nnaudio_data.functional.preprocess import condition_frames, dither
 from nnaudio_data.functional.windows import window as make_window
 from nnaudio_data.kernels.fourier import fourier_basis
 from nnaudio_data.kernels.mel import kaldi_mel_filterbank
@@ -217,22 +216,28 @@ class KaldiFbank(Transform):
         return torch.Generator().manual_seed(int(state))
 
     def _power(self, frames: torch.Tensor) -> torch.Tensor:
-        """``|DFT(conditioned frames)| ** (2 or 1)``: ``(rows, n_fft // 2 + 1, frames)``."""
+        """``|DFT(conditioned frames)| ** (2 or 1)``: ``(rows, frames, n_fft // 2 + 1)``."""
         power = 2.0 if self.use_power else 1.0
         if self.trainable_STFT:
             wcos, wsin = self.wcos.to(frames.dtype), self.wsin.to(frames.dtype)
             re = torch.matmul(frames, wcos.t())
             im = torch.matmul(frames, wsin.t())
-            return power_spectrum(re, im, power).transpose(1, 2)
-        if self.remove_dc_offset:
-            frames = remove_dc(frames)
-        if self.preemphasis_coefficient:
-            frames = preemphasis(frames, self.preemphasis_coefficient, per_frame=True)
-        frames = frames * self.window_mask.to(frames.dtype)
+            return power_spectrum(re, im, power)
         if frames.shape[1] == 0:
-            return frames.new_zeros(frames.shape[0], self.n_fft // 2 + 1, 0)
-        ri = torch.view_as_real(torch.fft.rfft(frames, n=self.n_fft, dim=-1))
-        return power_spectrum(ri[..., 0], ri[..., 1], power).transpose(1, 2)
+            return frames.new_zeros(frames.shape[0], 0, self.n_fft // 2 + 1)
+        conditioned = condition_frames(
+            frames,
+            window=self.window_mask.to(frames.dtype),
+            n_fft=self.n_fft,
+            remove_dc_offset=self.remove_dc_offset,
+            preemphasis_coefficient=self.preemphasis_coefficient,
+        )
+        ri = torch.view_as_real(torch.fft.rfft(conditioned, dim=-1))
+        if torch.is_grad_enabled() and ri.requires_grad:
+            return power_spectrum(ri[..., 0], ri[..., 1], power)
+        out = torch.mul(ri[..., 0], ri[..., 0])  # in place: fewer passes than power_spectrum
+        out.addcmul_(ri[..., 1], ri[..., 1])
+        return out if power == 2.0 else out.sqrt_()
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Filterbank features of ``x``; ``lengths`` ``(batch,)`` valid samples per item."""
@@ -247,7 +252,9 @@ class KaldiFbank(Transform):
         frames = kaldi_frames(rows, self.win_length, self.hop_length, self.snip_edges, row_lengths)
         if self.dither:
             frames = dither(frames, self.dither, self._generator(rows))
-        feats = apply_filterbank(self._power(frames), self.mel_basis)
+        # (rows, frames, bins) @ (bins, bands): one GEMM on contiguous rows, then time last
+        feats = torch.matmul(self._power(frames), self.mel_basis.t().to(frames.dtype))
+        feats = feats.transpose(1, 2)
         if self.use_log_fbank:
             feats = log(feats, offset=self.log_offset, floor=self.log_floor or None)
         valid = None if row_lengths is None else self.output_lengths(row_lengths)

@@ -136,9 +136,12 @@ class WhisperLogMel(Transform):
         computed = -(-(time + self.n_fft // 2) // hop)
         head = self._log_mel(F.pad(rows, (0, self.n_fft)), None)[..., :computed]
         silence = float(torch.log10(torch.tensor(_FLOOR, dtype=head.dtype)))
-        full = head.new_full((*head.shape[:-1], self.frames), silence)
-        full[..., :computed] = head
-        return self._finish(full)
+        # the clip's peak over all its frames: the computed ones and the silent rest
+        floor = masked_amax(head, None).clamp_min(silence) - _DYNAMIC_RANGE
+        out = head.new_empty((*head.shape[:-1], self.frames))
+        out[..., :computed] = normalize(torch.maximum(head, floor), -4.0, 4.0)
+        out[..., computed:] = normalize(floor.clamp_min(silence), -4.0, 4.0)
+        return out
 
     def _own(self, rows: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         log_mel = self._log_mel(rows, lengths)[..., :-1]

@@ -74,8 +74,12 @@ def pad_signal(x: torch.Tensor, left: int, right: int, pad_mode: str) -> torch.T
         return x
     if pad_mode == "constant":
         return F.pad(x, (left, right))
-    if pad_mode != "symmetric" and n > max(left, right) and x.ndim == 2:
-        return F.pad(x.unsqueeze(1), (left, right), mode=pad_mode).squeeze(1)
+    if n > max(left, right):  # the common case: one reflection is enough
+        if pad_mode == "symmetric":  # numpy's: the edge sample repeated
+            parts = [x[..., :left].flip(-1), x, x[..., n - right :].flip(-1)]
+            return torch.cat(parts, dim=-1)
+        if x.ndim == 2:
+            return F.pad(x.unsqueeze(1), (left, right), mode=pad_mode).squeeze(1)
     idx = _pad_index(torch.arange(-left, n + right, device=x.device), n, pad_mode)
     return x[..., idx]
 
@@ -120,7 +124,7 @@ def fill_end_padding(
         values = torch.gather(out, 1, _pad_index(pos, lengths.clamp_min(1), pad_mode))
     pos = pos.clamp_max(out_len - 1)
     values = torch.where(lengths > 0, values, torch.gather(out, 1, pos))  # empty rows stay
-    return out.scatter(1, pos, values)
+    return out.scatter_(1, pos, values)
 
 
 def frame(

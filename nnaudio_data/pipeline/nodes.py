@@ -402,18 +402,19 @@ class ProcessMapper(_BaseNode):
     def get_state(self) -> dict[str, Any]:
         return {"source": self._state, "items": self._count}
 
-    def _close(self) -> None:
-        pending, self._pending = self._pending, collections.deque()
+    def _close(self, wait: bool = True) -> None:
+        # the items not started are cancelled here (shutdown's own cancel_futures races with the
+        # pool's manager thread in Python 3.11); the running ones finish, then the workers exit
+        pending = getattr(self, "_pending", ())  # (none if __init__ raised)
+        self._pending = collections.deque()
         for future, _, _ in pending:
             future.cancel()
         pool, self._pool = getattr(self, "_pool", None), None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)  # joins the workers: no zombies
+            pool.shutdown(wait=wait)  # joins the workers: no zombies
 
     def __del__(self) -> None:
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        self._close(wait=False)
 
 
 def audio_nodes(

@@ -20,9 +20,10 @@ How a run is built (the same adapters a training script uses):
 * a file that cannot be used is raised (``--on-error raise``, exit status 1, the message names the
   file) or skipped, logged and counted by reason (``--on-error skip``).
 
-Exit status: 0 done, 1 a sample failed under ``--on-error raise`` or no clip made it through
-(every one skipped), 2 bad arguments or inputs (checked before any work, ``--png``'s folder
-included).
+Exit status: 0 done, 1 a sample (or a shard's stream) failed under ``--on-error raise``, no clip
+made it through (every one skipped), or any other error (a worker process killed...), 2 bad
+arguments or inputs (checked before any work, ``--png``'s folder included), 130 interrupted.
+Every error ends in one line on stderr (``nnaudio-data: error: ...``), never a traceback.
 """
 
 from __future__ import annotations
@@ -83,13 +84,15 @@ def _expand_braces(pattern: str) -> list[str]:
 
 def _folder_files(folder: Path) -> tuple[list[str], list[str]]:
     """Audio files under ``folder`` (recursive, sorted); its shards when it holds no audio."""
-    from nnaudio_data.io import AUDIO_EXTENSIONS, extension
+    from nnaudio_data.io import AUDIO_EXTENSIONS, audio_extension
 
-    paths = sorted(p for p in folder.rglob("*") if p.is_file())
-    audio = [str(p) for p in paths if extension(p.name) in AUDIO_EXTENSIONS]
+    paths = sorted(p for p in folder.rglob("*") if not p.is_dir())
+    # audio names that are not regular files (a FIFO, a dangling link) are given to the reader,
+    # which refuses and counts them ('not_regular_file'), rather than dropped uncounted
+    audio = [str(p) for p in paths if audio_extension(p.name) in AUDIO_EXTENSIONS]
     if audio:
         return audio, []
-    return [], [str(p) for p in paths if _is_shard(p.name)]
+    return [], [str(p) for p in paths if _is_shard(p.name) and p.is_file()]
 
 
 def resolve_inputs(inputs: Sequence[str]) -> Inputs:
@@ -103,7 +106,7 @@ def resolve_inputs(inputs: Sequence[str]) -> Inputs:
         CliError: an input names nothing, or a file that is neither audio nor a shard.
     """
     from nnaudio_data import data
-    from nnaudio_data.io import AUDIO_EXTENSIONS, extension
+    from nnaudio_data.io import AUDIO_EXTENSIONS, audio_extension
 
     if not inputs:
         return Inputs(files=[str(p) for p in data.files()], default=True)
@@ -129,13 +132,17 @@ def resolve_inputs(inputs: Sequence[str]) -> Inputs:
             elif path.is_file():
                 if _is_shard(name):
                     out.shards.append(name)
-                elif extension(name) in AUDIO_EXTENSIONS:
+                elif audio_extension(name) in AUDIO_EXTENSIONS:
                     out.files.append(name)
                 else:
                     raise CliError(
                         f"{name!r} is neither an audio file ({', '.join(sorted(AUDIO_EXTENSIONS))})"
                         " nor a .tar shard"
                     )
+            elif path.is_symlink() or path.exists():  # a FIFO, a device, a dangling link
+                if _is_shard(name) or audio_extension(name) not in AUDIO_EXTENSIONS:
+                    raise CliError(f"{name!r} is not a regular file")
+                out.files.append(name)  # the reader refuses it: counted, or the error
             else:
                 raise CliError(f"no such file or folder: {name!r}")
     return out
@@ -309,7 +316,9 @@ def _loaders(
 
     on_device = args.device != "cpu"
     # On the CPU the workers run the transform; with no workers, the main process does.
-    worker_stage = MeasureThen(None if on_device else BatchTransform(transform))
+    worker_stage = MeasureThen(
+        None if on_device else BatchTransform(transform, policy=args.on_error)  # output checked
+    )
     collate_kwargs = {"sample_rate": sample_rate, "resample": args.resample, "mono": True}
 
     def finish(loader: Iterable[Any]) -> tuple[Iterable[Any], Any]:
@@ -859,6 +868,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SampleError as error:
         print(f"nnaudio-data: error: {_sample_error_message(error)}", file=sys.stderr)
         print("(pass --on-error skip to skip and count such clips)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("nnaudio-data: error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a broken shard under --on-error raise, a killed worker...
+        message = _sample_error_message(error) or repr(error)
+        print(f"nnaudio-data: error: {type(error).__name__}: {message}", file=sys.stderr)
         return 1
 
 

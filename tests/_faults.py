@@ -264,3 +264,158 @@ def write_shards(
         for w in writers:
             w.close()
     return paths
+
+
+# -- hostile input (issue 10) ----------------------------------------------------------------
+#
+# Inputs an attacker of a data loader would write: headers that promise more than the file holds,
+# a clip that overflows the spectrogram, gzip, names and files that are not what they say. The
+# expectations hold under ``FaultPolicy("skip")`` with ``sample_rate=SR, mono=True,
+# resample=True`` and an STFT run on each batch.
+
+ONE_HZ_SAMPLES = 40_000  # at 1 Hz resampled to SR: 3.2e8 samples, above MAX_SAMPLES (2**28)
+
+
+def flac_declaring(frames: int, n: int = 2000) -> bytes:
+    """A valid FLAC of ``n`` frames whose STREAMINFO declares ``frames`` (36 bits) instead."""
+    data = bytearray(_encode(np.full((n, 1), 0.1), SR, "FLAC", "PCM_16"))
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO comes first
+    # STREAMINFO bytes 10-17 (file bytes 18-25): rate (20 bits), channels, depth, total (36 bits)
+    bits = int.from_bytes(data[18:26], "big")
+    bits = (bits & ~(2**36 - 1)) | frames
+    data[18:26] = bits.to_bytes(8, "big")
+    return bytes(data)
+
+
+def wav_declaring_data_bytes(size: int, n: int = 1000) -> bytes:
+    """An int16 WAV of ``n`` frames whose data chunk says it holds ``size`` bytes."""
+    data = bytearray(_encode(_noise(n, seed=21), SR, "WAV", "PCM_16"))
+    at = data.index(b"data") + 4
+    data[at : at + 4] = struct.pack("<I", size)
+    return bytes(data)
+
+
+def gzip_bomb(size: int) -> bytes:
+    """Gzip members that decompress to ``size`` zero bytes (about 1 kB per MiB)."""
+    import gzip
+
+    member = gzip.compress(bytes(2**24), compresslevel=9)  # 16 MiB of zeros
+    return member * -(-size // 2**24)
+
+
+def hostile_cases(sr: int = SR) -> list[Case]:
+    """The byte-level hostile inputs (each also written as a file and a shard member)."""
+    import gzip
+
+    good = _encode(_noise(3000, seed=20), sr, "WAV", "PCM_16")
+    loud = _noise(2000, seed=22).astype(np.float32) * np.float32(1e30)  # finite samples
+    return [
+        Case("good", good, "wav", None, "int16 WAV, 3000 samples"),
+        Case(
+            "claims-2e36",
+            flac_declaring(2**36 - 1),
+            "flac",
+            "too_large",
+            "a FLAC of 2000 frames whose header declares 2**36 - 1 (128 GiB as int16)",
+        ),
+        Case(
+            "claims-2e27",
+            flac_declaring(2**27),
+            "flac",
+            "too_large",
+            "a 99-byte FLAC declaring 2**27 frames: below MAX_SAMPLES, more than its size holds",
+        ),
+        Case(
+            "one-hertz",
+            _encode(_noise(ONE_HZ_SAMPLES, seed=23), 1, "WAV", "PCM_16"),
+            "wav",
+            "too_large",
+            f"a WAV at 1 Hz: resampled to {sr} Hz it would be {ONE_HZ_SAMPLES * sr} samples",
+        ),
+        Case(
+            "overflow",
+            _encode(loud, sr, "WAV", "FLOAT"),
+            "wav",
+            "non_finite",
+            "float32 WAV of amplitude 1e30: finite samples, an infinite spectrogram",
+        ),
+        Case(
+            "lies-data-size",
+            wav_declaring_data_bytes(0xFFFFFFF0),
+            "wav",
+            "decode_error",
+            "a WAV of 1000 frames whose data chunk declares 4 GiB",
+        ),
+        Case(
+            "streaming-size",
+            wav_declaring_data_bytes(0xFFFFFFFF),
+            "wav",
+            None,
+            "a WAV with the streaming writers' placeholder size 0xFFFFFFFF: valid",
+        ),
+        Case("gzipped", gzip.compress(good), "wav.gz", None, "a gzip-compressed WAV"),
+        Case(
+            "gzip-cut",
+            gzip.compress(good)[:-40],
+            "wav.gz",
+            "decode_error",
+            "a gzip-compressed WAV cut short",
+        ),
+        Case("zero-bytes", b"", "wav", "empty", "a 0-byte file"),
+    ]
+
+
+def write_special_files(folder: Path, good: bytes) -> dict[str, tuple[str, str | None]]:
+    """Files that are not what their names say: ``{key: (path, reason)}``.
+
+    A FIFO (opening it for reading would block for ever), a folder, a link to a character device,
+    a dangling link and a link loop, all named ``*.wav``; and a valid WAV whose name is not UTF-8
+    (bytes ``\\xff\\xfe``; delivered).
+    """
+    import os
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, tuple[str, str | None]] = {}
+    os.mkfifo(folder / "fifo.wav")
+    out["fifo"] = (str(folder / "fifo.wav"), "not_regular_file")
+    (folder / "folder.wav").mkdir()
+    (folder / "folder.wav" / "inside.txt").write_text("a folder named like audio")
+    out["folder"] = (str(folder / "folder.wav"), "not_regular_file")
+    os.symlink("/dev/zero", folder / "device.wav")  # endless zeros if it were read
+    out["device"] = (str(folder / "device.wav"), "not_regular_file")
+    os.symlink(folder / "missing.flac", folder / "dangling.wav")
+    out["dangling"] = (str(folder / "dangling.wav"), "decode_error")
+    os.symlink(folder / "loop-b.wav", folder / "loop-a.wav")
+    os.symlink(folder / "loop-a.wav", folder / "loop-b.wav")
+    out["loop-a"] = (str(folder / "loop-a.wav"), "decode_error")
+    out["loop-b"] = (str(folder / "loop-b.wav"), "decode_error")
+    name = os.fsdecode(os.fsencode(str(folder)) + b"/\xff\xfe-not-utf8.wav")
+    with open(name, "wb") as f:
+        f.write(good)
+    out["not-utf8"] = (name, None)
+    return out
+
+
+def write_tar(path: Path, members: Sequence[tuple[str, bytes]]) -> str:
+    """A tar of ``(name, data)`` regular members, written with :mod:`tarfile` as they are
+    (webdataset's ``TarWriter`` would gzip a ``.gz`` field's bytes again)."""
+    import tarfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+def write_case_shards(folder: Path, all_cases: Sequence[Case], n_shards: int) -> list[str]:
+    """The cases dealt round-robin into ``n_shards`` tar shards of ``<key>.<ext>`` members."""
+    return [
+        write_tar(
+            folder / f"shard-{s:03d}.tar",
+            [(f"{c.key}.{c.ext}", c.data) for c in all_cases[s::n_shards]],
+        )
+        for s in range(n_shards)
+    ]

@@ -71,9 +71,16 @@ from torch import nn
 from torch.utils.data import get_worker_info
 
 from nnaudio_data._checks import check_float_dtype, check_positive_int
-from nnaudio_data.batch import SpecBatch, WaveBatch
+from nnaudio_data.batch import SpecBatch, WaveBatch, length_mask
 from nnaudio_data.compose import apply_to_batch
-from nnaudio_data.io import AUDIO_EXTENSIONS, SampleError, extension, read_native, scale_into
+from nnaudio_data.io import (
+    AUDIO_EXTENSIONS,
+    MAX_SAMPLES,
+    SampleError,
+    audio_extension,
+    read_native,
+    scale_into,
+)
 from nnaudio_data.ops import Resample
 from nnaudio_data.pipeline.policy import (
     FaultPolicy,
@@ -119,6 +126,16 @@ def _resampler(orig_sr: int, new_sr: int) -> Resample:
 
 def _as_float(audio: Any, dtype: torch.dtype, key: str) -> torch.Tensor:
     """A float ``(channels, time)`` CPU tensor; integer PCM scaled to [-1, 1]."""
+    kind = getattr(audio, "dtype", None)
+    if (isinstance(kind, np.dtype) and kind.kind not in "iuf") or (
+        isinstance(kind, torch.dtype) and (kind == torch.bool or kind.is_complex)
+    ):
+        raise SampleError(
+            f"sample {key!r}: audio of dtype {kind} is not real numbers (expected integer or "
+            "floating samples)",
+            key=key,
+            reason="decode_error",
+        )
     if isinstance(audio, np.ndarray):
         if audio.dtype.kind == "u":
             bits = audio.dtype.itemsize * 8
@@ -185,16 +202,6 @@ def _hf_audio(value: Mapping[str, Any], sr: Any, name: str | None) -> tuple[Any,
     )
 
 
-def _byte_size(source: Any) -> int | None:
-    """The size in bytes of encoded bytes or of the file at a path (``None``: unknown)."""
-    if isinstance(source, bytes | bytearray | memoryview):
-        return len(source)
-    try:
-        return os.path.getsize(source)
-    except (OSError, TypeError, ValueError):
-        return None
-
-
 def _skipped_marker(sample: Any) -> Skipped | None:
     """The :class:`Skipped` marker standing for ``sample`` or one of its fields, if any."""
     if isinstance(sample, Skipped):
@@ -202,6 +209,29 @@ def _skipped_marker(sample: Any) -> Skipped | None:
     if isinstance(sample, Mapping):
         return next((v for v in sample.values() if isinstance(v, Skipped)), None)
     return None
+
+
+def _as_sample_error(error: Exception, sample: Any, index: int) -> SampleError:
+    """``error`` if it is a :class:`SampleError`, else one naming the sample and the exception
+    (reason ``'too_large'`` for running out of memory, ``'unexpected_error'`` otherwise)."""
+    if isinstance(error, SampleError):
+        return error
+    if isinstance(sample, Mapping):
+        name = str(sample.get("key", sample.get("__key__", index)))
+    elif isinstance(sample, str | os.PathLike):
+        name = os.fsdecode(sample)
+    else:
+        name = str(index)
+    # (torch's CPU allocator raises RuntimeError where numpy raises MemoryError)
+    out_of_memory = isinstance(error, MemoryError) or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+    )
+    reason = "too_large" if out_of_memory else "unexpected_error"
+    wrapped = SampleError(
+        f"sample {name!r}: {type(error).__name__}: {error}", key=name, reason=reason
+    )
+    wrapped.__cause__ = error
+    return wrapped
 
 
 def collate_labels(labels: list[Any]) -> torch.Tensor | list[Any] | None:
@@ -237,6 +267,9 @@ class WaveCollate:
         min_length: reject items with fewer samples (after resampling) than this (reason
             ``'too_short'``; e.g. the ``n_fft`` of an STFT without centring). 1 by default: only
             empty items (reason ``'empty'``).
+        max_samples: the most samples (frames x channels) one item may have, as its header
+            declares it and after resampling (reason ``'too_large'``; see
+            :data:`nnaudio_data.io.MAX_SAMPLES`).
         audio_key: the dict field holding the audio (default: ``"audio"``, else the first field
             with an audio extension).
         label_key: the dict field holding the label (default: ``"label"``, else ``"cls"``).
@@ -255,6 +288,7 @@ class WaveCollate:
         policy: FaultPolicy | str | None = None,
         check_finite: bool = True,
         min_length: int = 1,
+        max_samples: int = MAX_SAMPLES,
         audio_key: str | None = None,
         label_key: str | None = None,
         dtype: torch.dtype | str = "float32",
@@ -269,6 +303,7 @@ class WaveCollate:
         self.policy = FaultPolicy.of(policy)
         self.check_finite = bool(check_finite)
         self.min_length = check_positive_int("min_length", min_length)
+        self.max_samples = check_positive_int("max_samples", max_samples)
         self.audio_key = audio_key
         self.label_key = label_key
         self.dtype = check_float_dtype("dtype", dtype)
@@ -284,10 +319,10 @@ class WaveCollate:
         self, source: Any, key: str | None, expected_sr: Any
     ) -> tuple[torch.Tensor, int, float]:
         """``(audio, sample_rate, scale)``: integer PCM stays integer until the batch is made."""
-        if _byte_size(source) == 0:  # soundfile cannot open it at all: no audio, not corrupt
-            name = key if key is not None else str(source)
-            raise SampleError(f"sample {name!r} is a 0-byte file", key=name, reason="empty")
-        data, scale, sr = read_native(source, key=key, dtype=self.dtype)
+        # (a 0-byte file is 'empty': read_native says so, for regular files only)
+        data, scale, sr = read_native(
+            source, key=key, dtype=self.dtype, max_samples=self.max_samples
+        )
         # (time, channels) -> (channels, time); one channel as a plain (1, T) row
         audio = (
             torch.from_numpy(data[:, 0]).unsqueeze(0)
@@ -315,7 +350,7 @@ class WaveCollate:
                     (
                         k
                         for k in sample
-                        if not k.startswith("__") and extension(k) in AUDIO_EXTENSIONS
+                        if not k.startswith("__") and audio_extension(k) in AUDIO_EXTENSIONS
                     ),
                     None,
                 )
@@ -403,6 +438,15 @@ class WaveCollate:
                 raise SampleError(
                     f"sample {item.key!r}: {error}", key=item.key, reason="sample_rate"
                 ) from error
+            n_out = math.ceil(item.audio.shape[-1] * target_sr / item.sample_rate)
+            if n_out * item.audio.shape[0] > self.max_samples:  # e.g. a header saying 1 Hz
+                raise SampleError(
+                    f"sample {item.key!r}: resampling {item.audio.shape[-1]} samples from "
+                    f"{item.sample_rate} Hz to {target_sr} Hz would give {n_out} samples per "
+                    f"channel, more than max_samples={self.max_samples}",
+                    key=item.key,
+                    reason="too_large",
+                )
             with torch.no_grad():
                 item.audio = resampler(item.as_float(self.dtype))
             item.sample_rate = target_sr
@@ -427,8 +471,8 @@ class WaveCollate:
             return marker
         try:
             item = self._item(sample, index)
-        except SampleError as error:
-            return self.policy.handle(error)
+        except Exception as error:
+            return self.policy.handle(_as_sample_error(error, sample, index))
         return {
             **item.meta,
             "audio": item.as_float(self.dtype),
@@ -463,10 +507,11 @@ class WaveCollate:
                         key=item.key,
                         reason="channels",
                     )
-            except SampleError as error:
-                reason = self.policy.handle(error).reason
+            except Exception as error:  # whatever a sample causes is its fault, never the loop's
+                fault = _as_sample_error(error, sample, index)
+                reason = self.policy.handle(fault).reason
                 add_counts(skipped, {reason: 1})
-                skipped_keys.setdefault(reason, []).append(error.key or str(index))
+                skipped_keys.setdefault(reason, []).append(fault.key or str(index))
                 continue
             target_sr = item.sample_rate if target_sr is None else target_sr
             channels = item.audio.shape[0] if channels is None else channels
@@ -520,9 +565,18 @@ def _empty(shape: tuple[int, ...], dtype: torch.dtype, *, shared: bool) -> torch
     return torch.empty(0, dtype=dtype).set_(storage).view(shape)
 
 
-def apply_transform(transform: nn.Module, batch: WaveBatch | SpecBatch) -> SpecBatch | WaveBatch:
+def apply_transform(
+    transform: nn.Module, batch: WaveBatch | SpecBatch, policy: FaultPolicy | None = None
+) -> SpecBatch | WaveBatch:
     """:func:`nnaudio_data.compose.apply_to_batch`, keeping the batch's skip counts; an empty
-    batch (every sample skipped) gives an empty ``SpecBatch`` without calling the transform."""
+    batch (every sample skipped) gives an empty ``SpecBatch`` without calling the transform.
+
+    With a ``policy``, the output is checked as the input was: an item whose valid frames hold
+    NaN or Inf (a finite float file of amplitude 1e30 overflows any spectrogram) is raised or
+    dropped and counted as ``'non_finite'``; and when the transform raises on the batch, the items
+    are tried one by one: if some raise alone and others do not, those are the samples' faults
+    (raised naming the sample, or dropped and counted, ``'unexpected_error'``) and the others are
+    transformed together; otherwise (all pass alone, or none does) the error is raised as it is."""
     if len(batch) == 0:
         return SpecBatch(
             spec=torch.zeros(0),
@@ -531,9 +585,105 @@ def apply_transform(transform: nn.Module, batch: WaveBatch | SpecBatch) -> SpecB
             skipped=dict(batch.skipped),
             skipped_keys=dict(batch.skipped_keys),
         )
-    out = apply_to_batch(transform, batch)
-    return dataclasses.replace(
+    try:
+        out = apply_to_batch(transform, batch)
+    except Exception as error:
+        if policy is None:
+            raise
+        batch = _without_failing_items(transform, batch, policy, error)
+        out = apply_to_batch(transform, batch)
+    out = dataclasses.replace(
         out, skipped=dict(batch.skipped), skipped_keys=dict(batch.skipped_keys)
+    )
+    return out if policy is None else _finite_items(out, policy)
+
+
+def _without_failing_items(
+    transform: nn.Module, batch: SpecBatch | WaveBatch, policy: FaultPolicy, error: Exception
+) -> SpecBatch | WaveBatch:
+    """``batch`` without the items on which ``transform`` raises alone while others pass (each
+    handled by ``policy``); the batch's own ``error`` again when all pass alone or none does."""
+    skipped, keep = _counts(batch), []
+    for i in range(len(batch)):
+        one = _items(batch, [i], ({}, {}))
+        try:
+            apply_to_batch(transform, one)
+        except Exception as item_error:
+            fault = _as_sample_error(item_error, {"key": one.keys[0] if one.keys else i}, i)
+            fault.args = (f"{fault.args[0]} (in the transform)",)
+            _count(skipped, policy.handle(fault).reason, fault.key or str(i))
+        else:
+            keep.append(i)
+    if not 0 < len(keep) < len(batch):
+        # every item passes alone, or none does: the transform's error, not a sample's (a broken
+        # transform must not turn a whole dataset into counted skips)
+        raise error
+    return _items(batch, keep, skipped)
+
+
+def _finite_items(batch: SpecBatch | WaveBatch, policy: FaultPolicy) -> SpecBatch | WaveBatch:
+    """``batch`` without the items whose valid frames hold NaN or Inf, each handled by
+    ``policy`` as a ``'non_finite'`` :class:`SampleError` (the padding is not looked at)."""
+    data = batch.data
+    if not (data.is_floating_point() or data.is_complex()):
+        return batch
+    if data.is_floating_point() and _all_finite(data):
+        return batch
+    values = data.movedim(getattr(batch, "time_dim", -1) % data.ndim, -1)  # (batch, ..., time)
+    valid = length_mask(batch.lengths.to(data.device), values.shape[-1])
+    valid = valid.reshape(valid.shape[0], *([1] * (values.ndim - 2)), valid.shape[1])
+    bad = (~torch.isfinite(values) & valid).flatten(1).any(1).tolist()
+    if not any(bad):
+        return batch
+    skipped, keep = _counts(batch), []
+    for i, is_bad in enumerate(bad):
+        if not is_bad:
+            keep.append(i)
+            continue
+        key = batch.keys[i] if i < len(batch.keys) else str(i)
+        error = SampleError(
+            f"sample {key!r}: the transform's output holds NaN or Inf (the input was finite: "
+            "e.g. float audio whose amplitude overflows the spectrogram)",
+            key=key,
+            reason="non_finite",
+        )
+        _count(skipped, policy.handle(error).reason, key)
+    return _items(batch, keep, skipped)
+
+
+_Counts = tuple[dict[str, int], dict[str, list[str]]]
+
+
+def _counts(batch: SpecBatch | WaveBatch) -> _Counts:
+    """A copy of the batch's ``(skipped, skipped_keys)``."""
+    return dict(batch.skipped), {r: list(k) for r, k in batch.skipped_keys.items()}
+
+
+def _count(counts: _Counts, reason: str, key: str) -> None:
+    add_counts(counts[0], {reason: 1})
+    counts[1].setdefault(reason, []).append(key)
+
+
+def _items(batch: SpecBatch | WaveBatch, keep: list[int], counts: _Counts) -> Any:
+    """The items ``keep`` of ``batch`` (in order), with the skip counts ``counts``."""
+    index = torch.tensor(keep, dtype=torch.long)
+    labels = batch.labels
+    if isinstance(labels, torch.Tensor):
+        labels = labels[index.to(labels.device)]
+    elif labels is not None:
+        labels = [labels[i] for i in keep]
+    changes: dict[str, Any] = {
+        "spec" if isinstance(batch, SpecBatch) else "audio": batch.data[index.to(batch.data.device)]
+    }
+    return dataclasses.replace(
+        batch,
+        **changes,
+        lengths=batch.lengths[index.to(batch.lengths.device)],
+        keys=[batch.keys[i] for i in keep] if batch.keys else [],
+        meta=[batch.meta[i] for i in keep] if batch.meta else [],
+        labels=labels,
+        skipped=counts[0],
+        skipped_keys=counts[1],
     )
 
 
@@ -546,16 +696,25 @@ class BatchTransform:
             CPU).
         no_grad: compute under ``torch.no_grad()`` (the default; a trainable front end belongs in
             the main process, e.g. in :class:`~nnaudio_data.pipeline.DeviceStage`).
+        policy: check the output for NaN / Inf on valid frames and raise or skip such items by
+            this fault policy (``None``, the default: no check).
 
     Returns (when called on a ``WaveBatch`` or ``SpecBatch``): the transformed batch, with lengths
     mapped by the transform's ``output_lengths`` and the skip counts kept.
     """
 
-    def __init__(self, transform: nn.Module, *, no_grad: bool = True) -> None:
+    def __init__(
+        self,
+        transform: nn.Module,
+        *,
+        no_grad: bool = True,
+        policy: FaultPolicy | str | None = None,
+    ) -> None:
         if not isinstance(transform, nn.Module):
             raise ValueError(f"transform must be an nn.Module, got {type(transform).__name__}")
         self.transform = transform
         self.no_grad = bool(no_grad)
+        self.policy = None if policy is None else FaultPolicy.of(policy)
 
     def __repr__(self) -> str:
         return f"BatchTransform({type(self.transform).__name__}, no_grad={self.no_grad})"
@@ -565,8 +724,8 @@ class BatchTransform:
             raise ValueError(f"batch must be a WaveBatch or SpecBatch, got {type(batch).__name__}")
         if self.no_grad:
             with torch.no_grad():
-                return apply_transform(self.transform, batch)
-        return apply_transform(self.transform, batch)
+                return apply_transform(self.transform, batch, self.policy)
+        return apply_transform(self.transform, batch, self.policy)
 
 
 def check_on_cpu(transform: nn.Module) -> nn.Module:
@@ -600,7 +759,10 @@ class SpecCollate(WaveCollate):
         super().__init__(**kwargs)
         if not isinstance(transform, nn.Module):
             raise ValueError(f"transform must be an nn.Module, got {type(transform).__name__}")
-        self.stage = BatchTransform(check_on_cpu(transform))
+        # the output is checked for NaN / Inf as the input is (check_finite), by the same policy
+        self.stage = BatchTransform(
+            check_on_cpu(transform), policy=self.policy if self.check_finite else None
+        )
 
     _shared_batch = False  # the audio stays in the worker: only the spectrogram is sent
 

@@ -11,6 +11,11 @@ Interface:
 * :func:`audio_nodes` - sampler -> batches of indices -> ``LoadBatch`` (in ``num_workers``
   processes or threads, in order) -> optionally ``BatchTransform``: wrap it in
   ``torchdata.nodes.Loader`` and resume it mid-epoch with no sample lost or repeated.
+* :class:`ProcessMapper` - the node that runs ``LoadBatch`` in worker processes: an in-order map
+  over a ``concurrent.futures.ProcessPoolExecutor``. A worker that dies (the OOM-killer, a
+  signal) is a ``RuntimeError`` naming the worker, its exit signal and the batch, raised as soon
+  as the death is seen (``torchdata.nodes.ParallelMapper`` would wait for it for ever); the
+  workers are joined at the end of each epoch (no zombies).
 * :class:`SeededBatches` and :class:`SeededStage` - how ``audio_nodes`` makes random ops
   (``RandomCrop``, the masks) reproducible: the sampler of batches tags each batch with the salt
   ``(seed, rank, epoch, batch number)`` - part of the graph's state - and the stages run their
@@ -26,7 +31,13 @@ map-style wrapper resumes through the sampler's state, the iterable one through 
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import multiprocessing
+import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, NamedTuple
 
 import torch
@@ -39,8 +50,14 @@ from nnaudio_data.ops import random_context
 from nnaudio_data.pipeline.collate import BatchTransform, WaveCollate
 from nnaudio_data.pipeline.datasets import AudioDataset, worker_info
 
+try:
+    from torchdata.nodes import BaseNode as _BaseNode
+except ImportError:  # pragma: no cover - torchdata is optional (the "nodes" extra)
+    _BaseNode = object
+
 __all__ = [
     "LoadBatch",
+    "ProcessMapper",
     "SeededBatch",
     "SeededBatches",
     "SeededStage",
@@ -228,6 +245,178 @@ class SeededStage:
         return SeededBatch(item.salt, out) if self.keep_salt else out
 
 
+_WORKER: tuple[Callable[[Any], Any], Any] | None = None
+
+
+def _start_worker(fn: Callable[[Any], Any], started: Any) -> None:
+    """A worker's initializer: the map function arrives once, not with every item."""
+    global _WORKER
+    _WORKER = (fn, started)
+    torch.set_num_threads(1)  # as torchdata's workers: one thread per worker process
+
+
+def _run_in_worker(number: int, item: Any) -> Any:
+    assert _WORKER is not None
+    fn, started = _WORKER
+    started.put((os.getpid(), number))  # written at once: known even if the worker dies
+    return fn(item)
+
+
+def _exit_status(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+class ProcessMapper(_BaseNode):
+    """A ``torchdata.nodes`` node: ``fn`` over ``source``'s items in ``num_workers`` processes,
+    in order, at most ``2 * num_workers`` in flight; resumable (its state is the source's after
+    the last item it yielded).
+
+    Raises (from ``next``):
+        RuntimeError: a worker process died while an item was in flight (killed by the
+            OOM-killer or a signal, or it exited): the message names the worker (number, pid,
+            exit signal) and the item (its number in the epoch). The other workers are stopped.
+        the exception ``fn`` raised for an item, as itself (the workers are stopped; the state
+        before it still resumes the epoch).
+
+    Args:
+        source: the node of items (e.g. a ``SamplerWrapper``).
+        fn: a picklable function (sent to each worker once, when it starts).
+        num_workers: worker processes.
+        multiprocessing_context: ``"fork"``, ``"spawn"``, ``"forkserver"`` (``None``: the
+            platform's default).
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        fn: Callable[[Any], Any],
+        *,
+        num_workers: int,
+        multiprocessing_context: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.fn = fn
+        self.num_workers = check_positive_int("num_workers", num_workers)
+        self.multiprocessing_context = multiprocessing_context
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._workers: dict[int, Any] = {}
+        self._pending: collections.deque[tuple[concurrent.futures.Future[Any], Any, int]] = (
+            collections.deque()
+        )
+
+    def reset(self, initial_state: dict[str, Any] | None = None) -> None:
+        super().reset(initial_state)
+        self._close()
+        if initial_state is not None:
+            self.source.reset(initial_state["source"])
+            self._count = int(initial_state["items"])
+        else:
+            self.source.reset()
+            self._count = 0
+        self._state = self.source.get_state()
+        self._exhausted = False
+        context: Any = (
+            multiprocessing.get_context()
+            if self.multiprocessing_context is None
+            else multiprocessing.get_context(self.multiprocessing_context)
+        )
+        self._started = context.SimpleQueue()  # (pid, item number) as each worker starts one
+        self._pool = concurrent.futures.ProcessPoolExecutor(
+            self.num_workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(self.fn, self._started),
+        )
+        self._workers = {}
+        self._loading: dict[int, int] = {}
+
+    def _fill(self) -> None:
+        assert self._pool is not None
+        while not self._exhausted and len(self._pending) < 2 * self.num_workers:
+            try:
+                item = self.source.next()
+            except StopIteration:
+                self._exhausted = True
+                break
+            number = self._count + len(self._pending)
+            future = self._pool.submit(_run_in_worker, number, item)
+            self._pending.append((future, self.source.get_state(), number))
+            self._workers.update(getattr(self._pool, "_processes", None) or {})
+
+    def next(self) -> Any:
+        if self._pool is None:  # the epoch has ended
+            raise StopIteration
+        self._fill()
+        if not self._pending:
+            self._close()
+            raise StopIteration
+        future, state, number = self._pending.popleft()
+        try:
+            out = future.result()
+        except BrokenProcessPool as error:
+            message = self._dead_workers(number)
+            self._close()
+            raise RuntimeError(message) from error
+        except BaseException:  # the item's own error (e.g. a SampleError under "raise")
+            self._close()  # the loop is left: stop the workers now, not when collected
+            raise
+        self._state, self._count = state, number + 1
+        self._note_started()
+        self._fill()
+        return out
+
+    def _note_started(self) -> None:
+        """Read which item each worker started last (also keeps the pipe from filling up)."""
+        while not self._started.empty():
+            pid, number = self._started.get()
+            self._loading[pid] = number
+
+    def _dead_workers(self, number: int) -> str:
+        stopped = -int(signal.SIGTERM)  # what the pool does to the survivors
+        workers = list(self._workers.values())
+        for process in workers:
+            process.join(timeout=5)
+        self._note_started()
+        dead = [(i, p) for i, p in enumerate(workers) if p.exitcode not in (None, 0, stopped)]
+
+        def describe(i: int, p: Any) -> str:
+            item = self._loading.get(p.pid)
+            doing = "before its first item" if item is None else f"while loading item {item}"
+            return f"worker {i} (pid {p.pid}) was {_exit_status(p.exitcode)} {doing}"
+
+        named = "; ".join(describe(i, p) for i, p in (dead or list(enumerate(workers))))
+        return (
+            f"a worker process of the torchdata graph died: {named} (items count from 0 in "
+            f"the epoch; each is a batch). The OOM-killer or a signal may have ended it; items "
+            f"from {number} on are lost and the other workers were stopped"
+        )
+
+    def get_state(self) -> dict[str, Any]:
+        return {"source": self._state, "items": self._count}
+
+    def _close(self, wait: bool = True) -> None:
+        # the items not started are cancelled here (shutdown's own cancel_futures races with the
+        # pool's manager thread in Python 3.11); the running ones finish, then the workers exit
+        pending = getattr(self, "_pending", ())  # (none if __init__ raised)
+        self._pending = collections.deque()
+        for future, _, _ in pending:
+            future.cancel()
+        pool, self._pool = getattr(self, "_pool", None), None
+        if pool is not None:
+            pool.shutdown(wait=wait)  # joins the workers: no zombies
+
+    def __del__(self) -> None:
+        self._close(wait=False)
+
+
 def audio_nodes(
     dataset: Any,
     *,
@@ -288,6 +477,10 @@ def audio_nodes(
     load = SeededStage(LoadBatch(dataset), 0, keep_salt=device_transform is not None)
     if num_workers == 0:
         node = nodes.Mapper(node, load)
+    elif method == "process":
+        node = ProcessMapper(
+            node, load, num_workers=num_workers, multiprocessing_context=multiprocessing_context
+        )
     else:
         node = nodes.ParallelMapper(
             node,

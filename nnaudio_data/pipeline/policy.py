@@ -21,9 +21,12 @@ collated in that process carries the count (see :func:`take_pending`), or, after
 the empty batch that :func:`flush_skips` adds. Such an error is counted once per event (e.g. a
 tar stream that breaks off counts 1, whatever number of samples it still held).
 
-Reasons (:data:`nnaudio_data.io.REASONS`): ``decode_error``, ``empty``, ``non_finite``,
-``sample_rate``, ``channels``, ``too_short``; ``stream_error`` for other exceptions that reach
-``policy(exception)``.
+Reasons (:data:`nnaudio_data.io.REASONS`): ``decode_error``, ``empty``, ``non_finite`` (in the
+samples, or in the transform's output), ``sample_rate``, ``channels``, ``too_short``,
+``too_large`` (a header, a resample or a compressed member that would make a worker allocate more
+than its bound), ``not_regular_file`` (a FIFO, device, folder or unresolvable link),
+``unexpected_error`` (any other exception a sample caused: counted, never a crash of the loop);
+``stream_error`` for other exceptions that reach ``policy(exception)``.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import torch
 
 from nnaudio_data._checks import check_choice
 from nnaudio_data.batch import WaveBatch
-from nnaudio_data.io import SampleError
+from nnaudio_data.io import SampleError, printable
 
 __all__ = [
     "FaultPolicy",
@@ -129,7 +132,8 @@ class FaultPolicy:
 
 def log_skip(key: str | None, reason: str, message: str) -> None:
     """Log one skipped sample (a warning on the ``nnaudio_data.pipeline`` logger; no sleep)."""
-    logger.warning("skipping sample %s (%s): %s", key, reason, message)
+    shown = None if key is None else printable(key)  # a file name that is not UTF-8, escaped
+    logger.warning("skipping sample %s (%s): %s", shown, reason, message)
 
 
 def add_counts(total: dict[str, int], counts: Mapping[str, int]) -> dict[str, int]:

@@ -18,10 +18,20 @@ Interface:
 * The ``.map`` / ``.compose`` stage: :class:`~nnaudio_data.pipeline.collate.BatchTransform`.
 * :func:`split_shards` - split a shard list by rank and by worker with a clear ``ValueError``
   (never a hang, never a silently idle worker) when there are fewer shards than ranks x workers.
+* :class:`TarSamples` - webdataset's ``tarfile_to_samples`` for shards made with any ``tar``:
+  hard-link and symbolic-link members are followed to the member they name (earlier in the same,
+  uncompressed, shard; webdataset drops them uncounted), a link that cannot be followed and a
+  member that holds no data (a FIFO, a device) take the sample's place as a
+  :class:`~nnaudio_data.pipeline.policy.Skipped` marker (``'not_regular_file'``), a member larger
+  than :data:`~nnaudio_data.io.MAX_ENCODED_BYTES` is not read (``'too_large'``); folders are
+  passed over.
 * :func:`audio_pipeline` - shards -> split -> tar samples -> decode -> batches (-> transform) ->
   :func:`~nnaudio_data.pipeline.policy.flush_skips`: a ``webdataset.DataPipeline`` for
   ``webdataset.WebLoader(pipeline, batch_size=None, ...)``. The fault policy handles undecodable
-  audio and broken tar streams alike (``stream_error``).
+  audio and broken tar streams alike (``stream_error``). Gzip-compressed members
+  (``x.wav.gz``) are decoded as the audio they hold, decompressed by
+  :func:`nnaudio_data.io.gunzip` (bounded: a bomb is ``'too_large'``), not by webdataset's
+  unbounded ``gzfilter``.
 
 webdataset's own ``split_by_node`` / ``split_by_worker`` work with these stages as well
 (``wds.WebDataset(urls, nodesplitter=wds.split_by_node)``; its default ``single_node_only``
@@ -31,7 +41,10 @@ refuses ``world_size > 1``).
 from __future__ import annotations
 
 import logging
+import posixpath
 import random
+import re
+import tarfile
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -39,12 +52,19 @@ import torch
 from torch import nn
 
 from nnaudio_data._checks import check_float_dtype, check_non_negative_int, check_positive_int
-from nnaudio_data.io import AUDIO_EXTENSIONS, PICKLE_EXTENSIONS, SampleError, decode, extension
+from nnaudio_data.io import (
+    AUDIO_EXTENSIONS,
+    MAX_ENCODED_BYTES,
+    PICKLE_EXTENSIONS,
+    SampleError,
+    audio_extension,
+    decode,
+)
 from nnaudio_data.pipeline.collate import SpecCollate, WaveCollate
 from nnaudio_data.pipeline.datasets import worker_info
 from nnaudio_data.pipeline.policy import FaultPolicy, Skipped, flush_skips
 
-__all__ = ["AudioHandler", "EpochShuffle", "audio_pipeline", "split_shards"]
+__all__ = ["AudioHandler", "EpochShuffle", "TarSamples", "audio_pipeline", "split_shards"]
 
 logger = logging.getLogger("nnaudio_data.pipeline")
 
@@ -58,7 +78,8 @@ class AudioHandler:
         dtype: floating dtype of the decoded audio.
         extensions: the extensions decoded as audio.
 
-    Returns (when called with ``(key, data)``, ``key`` like ``".flac"`` or ``"x.flac"``):
+    Returns (when called with ``(key, data)``, ``key`` like ``".flac"``, ``"x.flac"`` or
+    ``".flac.gz"`` - gzip-compressed audio, decoded as the audio it holds):
     ``(audio, sample_rate)`` for audio fields, a ``Skipped`` marker for a skipped one, the raw
     bytes for pickle-bearing fields, ``None`` for anything else (left to the next handler).
     """
@@ -78,7 +99,7 @@ class AudioHandler:
         return f"AudioHandler(policy={self.policy!r}, extensions={sorted(self.extensions)})"
 
     def __call__(self, key: str, data: Any) -> Any:
-        ext = extension(key)
+        ext = audio_extension(key)
         if ext in PICKLE_EXTENSIONS:
             logger.debug("field %r left as bytes: pickle-bearing fields are never decoded", key)
             return bytes(data)
@@ -91,6 +112,133 @@ class AudioHandler:
                 raise
             # logged by the collate function, which knows the sample's key
             return Skipped(key=None, reason=error.reason, message=str(error))
+
+
+# webdataset's own rules: __key__-like names are metadata, not data
+_SKIP_META = re.compile(r"__[^/]*__($|/)")
+_META_NAME = re.compile(r"^__[^/]*__$")
+_MEMBER_KINDS = {
+    tarfile.FIFOTYPE: "a FIFO",
+    tarfile.CHRTYPE: "a character device",
+    tarfile.BLKTYPE: "a block device",
+}
+
+
+class TarSamples:
+    """A webdataset stage: shard urls (``{"url": ...}``) -> samples, as
+    ``webdataset.tarfile_to_samples`` but for shards made with any ``tar`` (see the module
+    docstring). Picklable.
+
+    Args:
+        policy: the fault policy: a member that cannot be read is raised as a
+            :class:`~nnaudio_data.io.SampleError` naming it, or becomes the sample's
+            :class:`~nnaudio_data.pipeline.policy.Skipped` marker; read errors of the stream go to
+            it as webdataset's handler (``stream_error``).
+    """
+
+    def __init__(self, policy: FaultPolicy | str | None = None) -> None:
+        self.handler = FaultPolicy.of(policy)
+
+    def __call__(self, shards: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        from webdataset.tariterators import group_by_keys, url_opener
+
+        streams = url_opener(shards, handler=self.handler)
+        return group_by_keys(self._members(streams), handler=self.handler)
+
+    def _members(self, streams: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for source in streams:  # as webdataset's tar_file_expander
+            url = source["url"]
+            try:
+                for member in self._read(source["stream"], url):
+                    member["__url__"] = url
+                    yield member
+                yield {}  # end of the shard: samples of two shards are never merged
+            except Exception as exn:
+                exn.args = (*exn.args, url)
+                if not self.handler(exn):
+                    break
+
+    def _read(self, fileobj: Any, url: str) -> Iterator[dict[str, Any]]:
+        start = fileobj.tell() if _seekable(fileobj) else None
+        stream = tarfile.open(fileobj=fileobj, mode="r|*")
+        # links can be followed by reading their target again: an uncompressed, seekable shard
+        random_access = start is not None and getattr(stream.fileobj, "comptype", "") == "tar"
+        places: dict[str, tuple[int, int]] = {}  # member name -> (data offset, size)
+        for info in stream:
+            name = info.name
+            try:
+                if info.isdir() or _SKIP_META.match(name) or _META_NAME.match(name):
+                    continue
+                if info.isreg():
+                    if info.size > MAX_ENCODED_BYTES:
+                        data: Any = self._skip(
+                            name,
+                            f"member {name!r} of {url} holds {info.size} bytes, more than "
+                            f"MAX_ENCODED_BYTES={MAX_ENCODED_BYTES}: not read",
+                            "too_large",
+                        )
+                    else:
+                        member = stream.extractfile(info)
+                        assert member is not None
+                        data = member.read()
+                        places[name] = (info.offset_data, info.size)
+                elif info.islnk() or info.issym():
+                    target = info.linkname
+                    if info.issym():
+                        target = posixpath.join(posixpath.dirname(name), target)
+                    target = posixpath.normpath(target)
+                    place = places.get(target)
+                    if place is None or not random_access:
+                        why = (
+                            "no regular member of that name comes before it in the shard"
+                            if place is None
+                            else "links are followed in uncompressed shards only"
+                        )
+                        data = self._skip(
+                            name,
+                            f"link member {name!r} -> {info.linkname!r} of {url}: {why}",
+                            "not_regular_file",
+                        )
+                    else:
+                        assert start is not None
+                        data = _read_at(fileobj, start + place[0], place[1])
+                        places[name] = place
+                else:
+                    kind = _MEMBER_KINDS.get(info.type, f"of tar type {info.type!r}")
+                    data = self._skip(
+                        name, f"member {name!r} of {url} is {kind}, not a file", "not_regular_file"
+                    )
+                yield {"fname": name, "data": data}
+                stream.members = []  # type: ignore[attr-defined]  # as webdataset: bounded memory
+            except Exception as exn:
+                if not isinstance(exn, SampleError):  # (a SampleError names the shard already)
+                    exn.args = (f"{exn.args[0] if exn.args else exn!r} @ {url}", *exn.args[1:])
+                if not self.handler(exn):
+                    break
+
+    def _skip(self, name: str, message: str, reason: str) -> Skipped:
+        """The marker a member takes in its sample (counted and logged with the sample's key),
+        or, under ``"raise"``, the error naming it."""
+        if not self.handler.skips:
+            raise SampleError(message, key=name, reason=reason)
+        return Skipped(key=None, reason=reason, message=message)
+
+
+def _seekable(fileobj: Any) -> bool:
+    try:
+        return bool(fileobj.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _read_at(fileobj: Any, offset: int, size: int) -> bytes:
+    """``size`` bytes at ``offset`` of ``fileobj``, leaving its position as it was."""
+    here = fileobj.tell()
+    try:
+        fileobj.seek(offset)
+        return bytes(fileobj.read(size))
+    finally:
+        fileobj.seek(here)
 
 
 def split_shards(shards: Iterable[Any]) -> Iterator[Any]:
@@ -210,11 +358,13 @@ def audio_pipeline(
         stages.append(shuffler.shards)
     if split:
         stages.append(split_shards)
-    stages.append(wds.tarfile_to_samples(handler=fault))
+    stages.append(TarSamples(fault))
     if shuffler is not None:
         stages.append(shuffler.samples)
     if decode:
-        stages.append(wds.decode(AudioHandler(fault), handler=fault))
+        # no pre-handler: webdataset's gzfilter would decompress without a bound (AudioHandler
+        # decodes .gz audio itself); partial: the Skipped markers of TarSamples pass through
+        stages.append(wds.decode(AudioHandler(fault), handler=fault, pre=[], partial=True))
     stages.append(wds.batched(batch_size, collation_fn=collate, partial=partial))
     stages.append(flush_skips)
     pipeline = wds.DataPipeline(*stages)

@@ -46,6 +46,7 @@ import torch  # noqa: E402
 from torch.profiler import profile  # noqa: E402
 
 from nnaudio_data.features.cqt import CQT1992v2, CQT2010v2  # noqa: E402
+from nnaudio_data.functional._folded import memo_plans  # noqa: E402
 
 BATCH, SECONDS, N_BINS, FMIN, HOP = 16, 4.0, 84, 32.7, 512
 
@@ -94,11 +95,13 @@ def _kernel_bytes(fn: Callable[[np.ndarray], object]) -> int:
     module = modules[0]
     tensors = list(module.parameters()) + list(module.buffers())
     total = sum(t.numel() * t.element_size() for t in tensors)
-    for plan in getattr(getattr(module, "_plans", None), "plans", {}).values():
+    bank = getattr(module, "_bank", None)
+    for plan in memo_plans(bank) if bank is not None else []:
         for t in vars(plan).values():
             if isinstance(t, torch.Tensor):
                 total += t.numel() * t.element_size()
         total += sum(g.kernel.numel() * g.kernel.element_size() for g in plan.groups)
+        total += sum(f.weights.numel() * f.weights.element_size() for f in plan.folds)
     return total
 
 

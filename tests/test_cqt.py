@@ -496,3 +496,49 @@ def test_fast_path_same_with_and_without_autograd(sig22: np.ndarray) -> None:
     tracked = m(x.clone().requires_grad_())
     assert tracked.requires_grad
     assert rel_err(tracked.detach(), plain) < 1e-5  # float32 FFTs of two libraries
+
+
+def _state(obj: object, depth: int = 2) -> object:
+    """What a forward could change: every attribute (recursively into plain objects, dicts and
+    lists, not into tensors), with tensors by identity and value."""
+    if isinstance(obj, torch.Tensor):
+        return ("tensor", id(obj), obj.detach().clone())
+    if depth == 0:
+        return ("leaf", id(obj))
+    if isinstance(obj, dict):
+        return {k: _state(v, depth - 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_state(v, depth - 1) for v in obj]
+    if hasattr(obj, "__dict__") and not isinstance(obj, type):
+        return {k: _state(v, depth - 1) for k, v in vars(obj).items()}
+    return ("value", repr(obj))
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, tuple) and a and a[0] == "tensor":
+        return isinstance(b, tuple) and a[1] == b[1] and torch.equal(a[2], b[2])
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
+    return bool(a == b)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: CQT1992v2(sr=22050, n_bins=48),
+        lambda: CQT1992v2(sr=22050, n_bins=48, backend="conv"),
+        lambda: CQT2010v2(sr=22050, n_bins=48),
+        lambda: VQT(sr=22050, n_bins=48, gamma=5.0),
+    ],
+)
+def test_forward_is_pure(make: object) -> None:
+    # forward stores nothing: the folded path's plans live in an explicit memo keyed by value
+    module = make()  # type: ignore[operator]
+    before = _state(module, depth=4)
+    x = torch.randn(2, 22050)
+    first = module(x)
+    assert module(torch.randn(1, 30000)).shape[:2] == (1, 48)  # another length: another plan
+    assert _same(_state(module, depth=4), before)
+    torch.testing.assert_close(module(x), first, rtol=0, atol=0)

@@ -25,7 +25,7 @@ from nnaudio_data.features._cqt_common import (
     make_fold_plan,
     new_bank_token,
 )
-from nnaudio_data.functional._folded import fold_plan
+from nnaudio_data.functional._folded import FoldPlan, fold_plan
 from nnaudio_data.functional.framing import PAD_MODES, pad_signal
 from nnaudio_data.kernels.cqt import Q_MODES, cqt_frequencies, cqt_kernels
 
@@ -161,17 +161,24 @@ class CQT1992v2(_ConstantQ):
         padded = x.shape[-1] + 2 * (self.kernel_width // 2) if self.center else x.shape[-1]
         if padded < self.kernel_width:
             self._padded(x)  # raises the error for center=False
+        plan = self.fold_plan(padded, x.device, x.dtype)
+        left = self.kernel_width // 2 if self.center else 0
+        return apply_fold_plan(x, plan, left, self.pad_mode)
 
-        def build() -> Any:
+    def fold_plan(self, padded: int, device: torch.device, dtype: torch.dtype) -> FoldPlan:
+        """The folded-spectrum plan of these (frozen) wavelets for padded inputs of ``padded``
+        samples, from the memo (:func:`~nnaudio_data.functional._folded.fold_plan`)."""
+        real_k: torch.Tensor = self.cqt_kernels_real  # type: ignore[assignment]
+        imag_k: torch.Tensor = self.cqt_kernels_imag  # type: ignore[assignment]
+
+        def build() -> FoldPlan:
             k = np.zeros((self.n_bins, self.kernel_width), dtype=np.complex128)
             cols = slice(self._kernel_offset, self._kernel_offset + real_k.shape[-1])
             k[:, cols] = real_k[:, 0].detach().double().cpu().numpy()
             k[:, cols] += 1j * imag_k[:, 0].detach().double().cpu().numpy()
-            return make_fold_plan(k, padded, self.hop_length, device=x.device, dtype=x.dtype)
+            return make_fold_plan(k, padded, self.hop_length, device=device, dtype=dtype)
 
-        plan = fold_plan((self._bank, padded, self.hop_length, x.device, x.dtype), build)
-        left = self.kernel_width // 2 if self.center else 0
-        return apply_fold_plan(x, plan, left, self.pad_mode)
+        return fold_plan((self._bank, padded, self.hop_length, device, dtype), build)
 
 
 #: nnAudio's alias of :class:`CQT1992v2`

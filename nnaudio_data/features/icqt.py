@@ -10,11 +10,13 @@ import torch.nn.functional as F
 from nnaudio_data._checks import check_choice, check_non_negative_int
 from nnaudio_data._transform import Transform
 from nnaudio_data.features._cqt_common import (
+    BACKENDS,
     NORMALIZATION_TYPES,
     _conv_response,
     normalization_scale,
 )
 from nnaudio_data.features.cqt1992 import CQT1992v2
+from nnaudio_data.functional._folded import FoldPlan, adjoint_fold_plan, apply_fold_plan
 
 __all__ = ["iCQT"]
 
@@ -23,11 +25,14 @@ class iCQT(Transform):
     """Inverse of :class:`CQT1992v2`: the least-squares waveform whose CQT is closest to the given
     complex CQT, by preconditioned conjugate gradients on the normal equations.
 
-    The start is the kernels' adjoint (transposed convolution) divided, per frequency, by the
-    filter bank's power ``sum_k |K_k(f)|^2 / hop`` (the frequency-domain diagonal that
-    ``librosa.icqt`` also divides by); each of ``n_iter`` iterations then costs one forward and one
-    adjoint pass and lowers the error further. Content outside the bank's band (below ``fmin``,
-    above the top bin) cannot come back.
+    The start is the kernels' adjoint divided, per frequency, by the filter bank's power
+    ``sum_k |K_k(f)|^2 / hop`` (the frequency-domain diagonal that ``librosa.icqt`` also divides
+    by); each of ``n_iter`` iterations then costs one forward and one adjoint pass and lowers the
+    error further. With frozen wavelets both passes run in the FFT domain (the forward CQT's
+    folded spectrum and its exact transpose, :func:`~nnaudio_data.functional._folded.
+    adjoint_fold_plan`), so an iteration costs about two forward CQTs; trainable wavelets (or
+    ``backend='conv'``) use the conv kernels and their transposed convolution. Content outside
+    the bank's band (below ``fmin``, above the top bin) cannot come back.
 
     Args:
         sr, hop_length, fmin, fmax, n_bins, bins_per_octave, filter_scale, norm, window, q_mode,
@@ -35,6 +40,7 @@ class iCQT(Transform):
         n_iter: conjugate-gradient iterations (0: the diagonal inverse only).
         normalization_type: the one the CQT was computed with.
         trainable: hold the wavelets as parameters.
+        backend: ``'auto'`` (the FFT-domain passes for frozen wavelets), ``'conv'`` or ``'fft'``.
 
     Shape:
         - Input: ``(batch, n_bins, frames, 2)`` (``output_format='Complex'``) or complex
@@ -61,6 +67,7 @@ class iCQT(Transform):
         *,
         q_mode: str = "nnaudio",
         dtype: Any = "float32",
+        backend: str = "auto",
     ) -> None:
         super().__init__()
         self.n_iter = check_non_negative_int("n_iter", n_iter)
@@ -79,7 +86,7 @@ class iCQT(Transform):
             window,
             trainable=trainable,
             q_mode=q_mode,
-            backend="conv",
+            backend=check_choice("backend", backend, BACKENDS),
             dtype=dtype,
             output_format="Complex",
         )
@@ -90,8 +97,18 @@ class iCQT(Transform):
         """Samples for ``lengths`` frames: ``(frames - 1) * hop_length``."""
         return (torch.as_tensor(lengths) - 1).clamp_min(0) * self.hop_length
 
+    def _plan(self, n_pad: int, like: torch.Tensor) -> FoldPlan | None:
+        """The folded-spectrum plan for padded signals of ``n_pad`` samples on ``like``'s device
+        and dtype (frozen wavelets), else None (the conv kernels)."""
+        if not self.cqt.uses_fft_path:
+            return None
+        return self.cqt.fold_plan(n_pad, like.device, like.dtype)
+
     def _forward_op(self, xp: torch.Tensor) -> torch.Tensor:
         """The CQT's real-linear operator on the padded signal: ``(rows, 2 * bins, frames)``."""
+        plan = self._plan(xp.shape[-1], xp)
+        if plan is not None:
+            return torch.cat(apply_fold_plan(xp, plan), 1)
         frames = 1 + (xp.shape[-1] - self.cqt.kernel_width) // self.hop_length
         re, im = _conv_response(
             xp[:, self.cqt._kernel_offset :],
@@ -103,6 +120,11 @@ class iCQT(Transform):
 
     def _adjoint(self, c: torch.Tensor) -> torch.Tensor:
         """The transpose of :meth:`_forward_op`: ``(rows, (frames - 1) * hop + kernel_width)``."""
+        n_pad = (c.shape[-1] - 1) * self.hop_length + self.cqt.kernel_width
+        plan = self._plan(n_pad, c)
+        if plan is not None:
+            k = c.shape[1] // 2
+            return adjoint_fold_plan(c[:, :k], c[:, k:], plan, n_pad)
         k = c.shape[1] // 2
         real_k: torch.Tensor = self.cqt.cqt_kernels_real  # type: ignore[assignment]
         imag_k: torch.Tensor = self.cqt.cqt_kernels_imag  # type: ignore[assignment]

@@ -95,9 +95,9 @@ def _frame_sources(
     return sources, n_frames
 
 
-#: ``reduce(spectrum, rows, frames, scratch)``: what the spectrum of block ``(rows, frames)``
-#: becomes in the output; ``scratch`` is a real workspace at least as large as the spectrum
-Reduce = Callable[[torch.Tensor, slice, slice, torch.Tensor], None]
+#: ``reduce(spectrum, rows, frames)``: what the spectrum of block ``(rows, frames)`` becomes in
+#: the output (the spectrum's workspace is the reduction's to overwrite)
+Reduce = Callable[[torch.Tensor, slice, slice], None]
 
 
 def _run_blocks(
@@ -146,7 +146,7 @@ def _run_blocks(
                         out=windowed[:, lo - a : hi - a],
                     )
             spec = spec_ws[: shape[0] * shape[1] * half].view(*shape, half)
-            reduce(torch.fft.rfft(windowed, dim=-1, out=spec), rs, fs, windowed_ws)
+            reduce(torch.fft.rfft(windowed, dim=-1, out=spec), rs, fs)
 
     run_shared(plan, work, min(threads, len(plan)))
 
@@ -154,7 +154,7 @@ def _run_blocks(
 def _copy_into(out: torch.Tensor) -> Reduce:
     """``out[rows, frames] = spectrum`` for a ``(rows, frames, n_fft // 2 + 1)`` complex ``out``."""
 
-    def reduce(spec: torch.Tensor, rs: slice, fs: slice, scratch: torch.Tensor) -> None:
+    def reduce(spec: torch.Tensor, rs: slice, fs: slice) -> None:
         out[rs, fs] = spec
 
     return reduce
@@ -162,25 +162,21 @@ def _copy_into(out: torch.Tensor) -> Reduce:
 
 def _power_into(out: torch.Tensor, power: float) -> Reduce:
     """``out[rows, :, frames] = |spectrum| ** power`` for a contiguous ``(rows, n_fft // 2 + 1,
-    frames)`` real ``out``: the spectrum squared in place (contiguous, in the cache), the strided
-    sum of its real and imaginary parts, and for ``power != 2`` the root in the (then free)
-    windowing workspace, written transposed into ``out`` (within the cache: a whole-output
-    ``contiguous()`` afterwards took 4-7 ms at 22.05 kHz)."""
+    frames)`` real ``out``: the spectrum squared in place (contiguous, in the cache), the sum of
+    its real and imaginary parts written transposed into ``out`` (within the cache: a whole-output
+    ``contiguous()`` afterwards took 4-7 ms at 22.05 kHz), then for ``power != 2`` the root in
+    place (128 frames at n_fft 2048, one core: 13 + 132 + 57 us, where a root in a contiguous
+    workspace and a transposed copy took 13 + 59 + 57 + 130 us)."""
 
-    def reduce(spec: torch.Tensor, rs: slice, fs: slice, scratch: torch.Tensor) -> None:
+    def reduce(spec: torch.Tensor, rs: slice, fs: slice) -> None:
         ri = torch.view_as_real(spec)
         torch.mul(ri, ri, out=ri)
         dest = out[rs, :, fs].transpose(1, 2)
-        if power == 2.0:
-            torch.add(ri[..., 0], ri[..., 1], out=dest)
-            return
-        p = scratch[: spec.numel()].view(spec.shape)
-        torch.add(ri[..., 0], ri[..., 1], out=p)
+        torch.add(ri[..., 0], ri[..., 1], out=dest)
         if power == 1.0:
-            p.sqrt_()
-        else:
-            p.pow_(power / 2)
-        dest.copy_(p)
+            dest.sqrt_()
+        elif power != 2.0:
+            dest.pow_(power / 2)
 
     return reduce
 

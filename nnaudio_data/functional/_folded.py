@@ -34,6 +34,7 @@ __all__ = [
     "FoldBin",
     "FoldPlan",
     "TimeGroup",
+    "adjoint_fold_plan",
     "apply_fold_plan",
     "fold_plan",
     "make_fold_plan",
@@ -302,6 +303,55 @@ def apply_fold_plan(
     real = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
     imag = torch.cat([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
     return real[:, plan.order], imag[:, plan.order]
+
+
+def adjoint_fold_plan(
+    real: torch.Tensor, imag: torch.Tensor, plan: FoldPlan, length: int
+) -> torch.Tensor:
+    """The transpose of :func:`apply_fold_plan` (``left=0``, zero padding) as a real-linear map:
+    the ``(rows, length)`` signal ``A^T [real; imag]``, for responses ``(rows, n_bins, frames)``.
+
+    Each folded bin's response goes back through the adjoint of its inverse FFT (an FFT of the
+    fold length), its spectral weights (conjugated) and the fold (the pieces it summed), into one
+    full-length spectrum, and one inverse real FFT brings the whole spectrum back to the time
+    domain; the time-domain groups are a matrix product and an overlap-add. It costs what the
+    forward costs (an iterative inverse does one of each per iteration)."""
+    rows, n_bins, m = real.shape
+    n, c, hop = plan.n_cols * plan.hop, plan.n_cols, plan.hop
+    resp = real.new_zeros(2, rows, n_bins, m)
+    resp[:, :, plan.order] = torch.stack((real, imag))  # back to the plan's bin order
+    out = real.new_zeros(rows, n)
+    k = 0
+    for group in plan.groups:  # frames @ kernel: adjoint kernel.T, then overlap-add
+        half = group.kernel.shape[1] // 2
+        g = torch.cat((resp[0, :, k : k + half], resp[1, :, k : k + half]), 1)
+        frames = torch.matmul(g.transpose(1, 2), group.kernel.t().to(g.dtype))  # (rows, m, w)
+        span = (m - 1) * hop + group.width
+        added = torch.nn.functional.fold(
+            frames.transpose(1, 2), (1, span), kernel_size=(1, group.width), stride=(1, hop)
+        )
+        out[:, group.start : group.start + span] += added.view(rows, span)[:, : n - group.start]
+        k += half
+    if plan.folds:
+        cdtype = torch.complex128 if real.dtype == torch.float64 else torch.complex64
+        z = torch.zeros(rows, len(plan.folds), c, dtype=cdtype, device=real.device)
+        z[..., :m] = torch.complex(resp[0, :, k:], resp[1, :, k:]) / hop
+        y = torch.fft.fft(z, dim=-1) / c  # the adjoint of ifft
+        spec = torch.zeros(rows, n, dtype=cdtype, device=real.device)
+        for i, f in enumerate(plan.folds):
+            a0 = f.start - plan.ext_low if f.source == 1 else f.start
+            a0 = a0 + plan.high_start if f.source == 2 else a0
+            pieces = (y[:, i, None, :] * f.weights.conj()).reshape(rows, -1)
+            idx = torch.arange(a0, a0 + f.rows * c, device=real.device).remainder_(n)
+            spec.index_add_(1, idx, pieces)
+        # Re(F^H S) = n * irfft of the Hermitian part of S
+        mirror = torch.cat((spec[:, :1], spec[:, n // 2 :].flip(1)), 1)[:, : n // 2 + 1]
+        half_spec = 0.5 * (spec[:, : n // 2 + 1] + mirror.conj())
+        out += n * torch.fft.irfft(half_spec, n=n)
+    signal = real.new_zeros(rows, length)
+    stop = min(length, plan.offset + n)
+    signal[:, plan.offset : stop] = out[:, : stop - plan.offset]
+    return signal
 
 
 #: plans kept by :func:`fold_plan` (each a few MB at most)

@@ -56,9 +56,11 @@ def _pool(n: int) -> ThreadPoolExecutor:
 def run_shared(items: Iterable[T], work: Callable[[Iterator[T]], None], threads: int) -> None:
     """Call ``work(shared)`` in ``threads`` single-threaded workers, where ``shared`` hands each
     item of ``items`` to exactly one of them (the next free worker takes the next item), and wait
-    for all. With one thread ``work`` runs in the caller. The workers run with the caller's grad
-    and inference modes. Exceptions propagate."""
-    if threads <= 1:
+    for all. With one thread ``work`` runs in the caller if the caller runs torch on one thread
+    (else in a one-thread worker). The workers run with the caller's grad and inference modes.
+    Exceptions propagate."""
+    threads = max(1, threads)
+    if threads == 1 and torch.get_num_threads() == 1:
         work(iter(items))
         return
     source = iter(items)

@@ -13,6 +13,7 @@ How a fair side-by-side timing is taken on a small shared machine (see ``../shar
 - :func:`markdown_table` formats rows for the README's Performance section.
 - :func:`machine_details` names the CPU model, vector ISA, caches, threads and load, to print
   beside a table.
+- :func:`peak_memory`: peak temporary memory of one call (torch's allocator or tracemalloc).
 - :func:`make_batch` makes a deterministic ``(batch, n)`` float32 batch (sweep + tones + noise).
 - :data:`SCENARIOS` and :func:`time_scenario`: the conditions a ratio depends on more than on most
   code changes (``../shared/PERF_NOTES.md``), each named and measured on its own:
@@ -35,15 +36,19 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch.profiler import profile
 
 __all__ = [
     "SCENARIOS",
@@ -53,6 +58,7 @@ __all__ = [
     "machine_line",
     "make_batch",
     "markdown_table",
+    "peak_memory",
     "scenario_process",
     "set_threads",
     "time_cases",
@@ -302,3 +308,23 @@ def scenario_process(module: str, scenario: str, argv: Sequence[str]) -> int:
 
     cmd = [sys.executable, "-m", module, "--scenario", scenario, *argv]
     return subprocess.call(cmd)
+
+
+def peak_memory(fn: Callable[[np.ndarray], object], x: np.ndarray, torch_case: bool) -> float:
+    """Peak temporary memory of one call in MiB: the torch CPU allocator's running total from the
+    profiler for torch cases, ``tracemalloc``'s peak (numpy allocations) for librosa."""
+    if not torch_case:
+        tracemalloc.start()
+        fn(x)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak / 2**20
+    with profile(profile_memory=True) as prof:
+        fn(x)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "trace.json")
+        prof.export_chrome_trace(path)
+        with open(path) as f:
+            events = json.load(f)["traceEvents"]
+    totals = [e["args"]["Total Allocated"] for e in events if e.get("name") == "[memory]"]
+    return (max(totals) - totals[0]) / 2**20 if totals else 0.0

@@ -328,3 +328,30 @@ def test_edge_frames_without_padded_copy(pad_mode: str, n_fft: int, hop: int) ->
             mag = stft_fft_power(x, power=2.0, **kw)  # type: ignore[arg-type]
         assert mag.shape == ref.shape, n
         assert rel_err(mag, ref.abs() ** 2) <= TOL64, n
+
+
+def test_pool_workers_run_torch_on_one_thread_and_nest() -> None:
+    # each worker runs torch on one thread (else every operation would be an OpenMP region
+    # again); a nested call runs inside its worker (no deadlock on a pool of one), and the
+    # caller's thread count is left as it was
+    from nnaudio_data.functional._pool import run_shared
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen: list[tuple[str, int]] = []
+
+    def inner(items: object) -> None:
+        seen.extend(("inner", torch.get_num_threads()) for _ in items)  # type: ignore[attr-defined]
+
+    def outer(items: object) -> None:
+        for _ in items:  # type: ignore[attr-defined]
+            seen.append(("outer", torch.get_num_threads()))
+            run_shared(range(3), inner, 2)
+
+    try:
+        run_shared(range(4), outer, 2)
+        run_shared(range(2), outer, 1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert len(seen) == 6 * 4 and {n for _, n in seen} == {1}

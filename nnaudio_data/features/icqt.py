@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -17,6 +18,7 @@ from nnaudio_data.features._cqt_common import (
 )
 from nnaudio_data.features.cqt1992 import CQT1992v2
 from nnaudio_data.functional._folded import FoldPlan, adjoint_fold_plan, apply_fold_plan
+from nnaudio_data.functional._pool import run_shared
 
 __all__ = ["iCQT"]
 
@@ -150,24 +152,9 @@ class iCQT(Transform):
         # the decimated bins); 0.1 of the peak converged fastest on tones and noise
         return 1.0 / (power + 0.1 * power.max())
 
-    def forward(self, x: torch.Tensor, length: int | None = None) -> torch.Tensor:
-        """Waveforms ``(batch, length)`` from complex CQTs (see the class docstring)."""
-        if x.is_complex():
-            x = torch.view_as_real(x)
-        if x.ndim not in (4, 5) or x.shape[-1] != 2 or x.shape[-3] != self.cqt.n_bins:
-            raise ValueError(
-                f"x has shape {tuple(x.shape)}; expected (batch, {self.cqt.n_bins}, frames, 2) "
-                "or (batch, channels, ...) (a CQT1992v2 output with output_format='Complex')"
-            )
-        lead = x.shape[:-3]
-        x = x.reshape(-1, *x.shape[-3:])
-        scale = normalization_scale(self.cqt.lengths, self.normalization_type, x.dtype)
-        c = x if scale is None else x / scale.unsqueeze(-1)
-        c = torch.cat((c[..., 0], c[..., 1]), 1)  # (rows, 2 * bins, frames)
-        frames = c.shape[-1]
-        n = (frames - 1) * self.hop_length if length is None else int(length)
-        n_pad = (frames - 1) * self.hop_length + self.cqt.kernel_width
-        precond = self._preconditioner(n_pad, x.device, x.dtype)
+    def _solve(self, c: torch.Tensor, n_pad: int, precond: torch.Tensor) -> torch.Tensor:
+        """The padded waveforms ``(rows, n_pad)`` of responses ``c`` ``(rows, 2 * bins, frames)``:
+        the preconditioned start, then ``n_iter`` conjugate-gradient steps (each row its own)."""
 
         def apply_p(r: torch.Tensor) -> torch.Tensor:
             return torch.fft.irfft(torch.fft.rfft(r, n=n_pad) * precond, n=n_pad)
@@ -191,6 +178,39 @@ class iCQT(Transform):
                 rz_new = (r * z).sum(-1, keepdim=True)
                 p = z + rz_new / rz.clamp_min(1e-30) * p
                 rz = rz_new
+        return xp
+
+    def forward(self, x: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """Waveforms ``(batch, length)`` from complex CQTs (see the class docstring)."""
+        if x.is_complex():
+            x = torch.view_as_real(x)
+        if x.ndim not in (4, 5) or x.shape[-1] != 2 or x.shape[-3] != self.cqt.n_bins:
+            raise ValueError(
+                f"x has shape {tuple(x.shape)}; expected (batch, {self.cqt.n_bins}, frames, 2) "
+                "or (batch, channels, ...) (a CQT1992v2 output with output_format='Complex')"
+            )
+        lead = x.shape[:-3]
+        x = x.reshape(-1, *x.shape[-3:])
+        scale = normalization_scale(self.cqt.lengths, self.normalization_type, x.dtype)
+        c = x if scale is None else x / scale.unsqueeze(-1)
+        c = torch.cat((c[..., 0], c[..., 1]), 1)  # (rows, 2 * bins, frames)
+        frames = c.shape[-1]
+        n = (frames - 1) * self.hop_length if length is None else int(length)
+        n_pad = (frames - 1) * self.hop_length + self.cqt.kernel_width
+        precond = self._preconditioner(n_pad, x.device, x.dtype)
+
+        # rows are independent problems: they are shared out to single-threaded workers (each
+        # iteration is a few hundred small operations, which as OpenMP regions on a busy 2-core
+        # machine cost 2-20x their work)
+        step = -(-c.shape[0] // max(1, torch.get_num_threads()))
+        parts: dict[int, torch.Tensor] = {}
+
+        def work(chunks: Iterator[int]) -> None:
+            for i in chunks:
+                parts[i] = self._solve(c[i : i + step], n_pad, precond)
+
+        run_shared(range(0, c.shape[0], step), work, -(-c.shape[0] // step))
+        xp = torch.cat([parts[i] for i in sorted(parts)]) if len(parts) > 1 else parts[0]
         half = self.cqt.kernel_width // 2
         out = xp[:, half : half + n]
         if out.shape[-1] < n:

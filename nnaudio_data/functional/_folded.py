@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
 import torch
 
+from nnaudio_data.functional._pool import run_shared
 from nnaudio_data.functional.framing import pad_signal
 
 __all__ = [
@@ -293,13 +294,21 @@ def apply_fold_plan(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Real and imaginary responses ``(rows, n_bins, frames)`` of ``x`` ``(rows, n)`` padded by
     ``left`` samples on both sides (``pad_mode``), computed ``_CHUNK_ROWS`` rows at a time,
-    padding included."""
+    padding included; on the CPU the chunks go to torch's threads as single-threaded workers
+    (:mod:`nnaudio_data.functional._pool`)."""
     n = plan.n_cols * plan.hop
     step = _CHUNK_ROWS
-    parts = [
-        _apply_rows(_padded_window(x[i : i + step], left, pad_mode, plan.offset, n), plan)
-        for i in range(0, x.shape[0], step)
-    ]
+    done: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def work(chunks: Iterator[int]) -> None:
+        for i in chunks:
+            xw = _padded_window(x[i : i + step], left, pad_mode, plan.offset, n)
+            done[i] = _apply_rows(xw, plan)
+
+    starts = range(0, x.shape[0], step)
+    threads = torch.get_num_threads() if x.device.type == "cpu" else 1
+    run_shared(starts, work, min(threads, len(starts)))
+    parts = [done[i] for i in starts]
     real = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
     imag = torch.cat([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
     return real[:, plan.order], imag[:, plan.order]

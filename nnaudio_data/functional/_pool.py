@@ -31,8 +31,15 @@ _POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _LOCK = threading.Lock()
 
 
+_LOCAL = threading.local()
+
+
 def _single_threaded(barrier: threading.Barrier) -> None:
+    # torch sets up a thread's OpenMP count from the process default on the thread's first use:
+    # do that first, so that restoring the default afterwards does not undo the 1 set here
+    torch.get_num_threads()
     torch.set_num_threads(1)  # this thread's OpenMP and MKL settings (and, for now, the default)
+    _LOCAL.worker = True
     barrier.wait()
 
 
@@ -57,10 +64,11 @@ def run_shared(items: Iterable[T], work: Callable[[Iterator[T]], None], threads:
     """Call ``work(shared)`` in ``threads`` single-threaded workers, where ``shared`` hands each
     item of ``items`` to exactly one of them (the next free worker takes the next item), and wait
     for all. With one thread ``work`` runs in the caller if the caller runs torch on one thread
-    (else in a one-thread worker). The workers run with the caller's grad and inference modes.
-    Exceptions propagate."""
+    (else in a one-thread worker), and called from a worker (nested) it runs in that worker. The
+    workers run with the caller's grad and inference modes. Exceptions propagate."""
     threads = max(1, threads)
-    if threads == 1 and torch.get_num_threads() == 1:
+    in_worker = getattr(_LOCAL, "worker", False)
+    if in_worker or (threads == 1 and torch.get_num_threads() == 1):
         work(iter(items))
         return
     source = iter(items)

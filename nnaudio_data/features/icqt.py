@@ -17,7 +17,7 @@ from nnaudio_data.features._cqt_common import (
     normalization_scale,
 )
 from nnaudio_data.features.cqt1992 import CQT1992v2
-from nnaudio_data.functional._folded import FoldPlan, adjoint_fold_plan, apply_fold_plan
+from nnaudio_data.functional._folded import FoldPlan, adjoint_fold_plan, apply_fold_plan, memo
 from nnaudio_data.functional._pool import run_shared
 
 __all__ = ["iCQT"]
@@ -138,6 +138,16 @@ class iCQT(Transform):
         return F.pad(y, (offset, n_pad - offset - y.shape[-1]))
 
     def _preconditioner(self, n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """The regularised inverse of the bank's power per frequency (memoised for frozen
+        wavelets: a pure function of them and ``n``)."""
+        if self.cqt.trainable:
+            return self._build_preconditioner(n, device, dtype)
+        key = ("icqt preconditioner", self.cqt._bank, n, device, dtype)
+        return memo(key, lambda: self._build_preconditioner(n, device, dtype))
+
+    def _build_preconditioner(
+        self, n: int, device: torch.device, dtype: torch.dtype
+    ) -> torch.Tensor:
         real_k: torch.Tensor = self.cqt.cqt_kernels_real  # type: ignore[assignment]
         imag_k: torch.Tensor = self.cqt.cqt_kernels_imag  # type: ignore[assignment]
         k = torch.complex(real_k[:, 0].detach(), imag_k[:, 0].detach()).to(device)

@@ -23,6 +23,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import scipy.fft
@@ -39,6 +40,7 @@ __all__ = [
     "apply_fold_plan",
     "fold_plan",
     "make_fold_plan",
+    "memo",
     "memo_plans",
     "smooth_size",
 ]
@@ -363,31 +365,41 @@ def adjoint_fold_plan(
     return signal
 
 
-#: plans kept by :func:`fold_plan` (each a few MB at most)
+#: entries kept by :func:`memo` (fold plans and the like: a few MB each at most)
 _MEMO_SIZE = 16
-_MEMO: OrderedDict[Hashable, FoldPlan] = OrderedDict()
+_MEMO: OrderedDict[Hashable, Any] = OrderedDict()
 _MEMO_LOCK = threading.Lock()
+T = TypeVar("T")
+
+
+def memo(key: Hashable, build: Callable[[], T]) -> T:
+    """The value for ``key`` from a small process-wide LRU memo, ``build()`` on a miss.
+
+    ``key`` must determine the value: for a transform's frozen kernels it holds a token the
+    transform made at construction, plus the lengths, device and dtype the value depends on."""
+    with _MEMO_LOCK:
+        if key in _MEMO:
+            _MEMO.move_to_end(key)
+            return cast(T, _MEMO[key])
+    value = build()
+    with _MEMO_LOCK:
+        _MEMO[key] = value
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return value
 
 
 def fold_plan(key: Hashable, build: Callable[[], FoldPlan]) -> FoldPlan:
-    """The plan for ``key`` from a small process-wide LRU memo, ``build()`` on a miss.
-
-    ``key`` must determine the plan: the kernel bank (a transform passes a token that it made at
-    construction for its frozen kernels), the padded length, the device and the dtype."""
-    with _MEMO_LOCK:
-        plan = _MEMO.get(key)
-        if plan is not None:
-            _MEMO.move_to_end(key)
-            return plan
-    plan = build()
-    with _MEMO_LOCK:
-        _MEMO[key] = plan
-        while len(_MEMO) > _MEMO_SIZE:
-            _MEMO.popitem(last=False)
-    return plan
+    """The fold plan for ``key`` (the kernel bank's token, padded length, hop, device, dtype)
+    from :func:`memo`."""
+    return memo(("fold plan", key), build)
 
 
 def memo_plans(bank: Hashable) -> list[FoldPlan]:
     """The plans in the memo whose key starts with ``bank`` (e.g. to count their memory)."""
     with _MEMO_LOCK:
-        return [plan for key, plan in _MEMO.items() if isinstance(key, tuple) and key[0] == bank]
+        return [
+            value
+            for key, value in _MEMO.items()
+            if isinstance(value, FoldPlan) and isinstance(key, tuple) and key[1][0] == bank
+        ]

@@ -4,14 +4,18 @@ A waveform may be ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` (as nnAud
 ``(batch, channels, time)``. Transforms work on a flat ``(rows, time)`` view and put the leading
 dimensions back on the output: ``(time,)`` -> ``(1, ...)`` (as nnAudio), ``(batch, time)`` and
 ``(batch, 1, time)`` -> ``(batch, ...)``, ``(batch, channels, time)`` with channels > 1 ->
-``(batch, channels, ...)``.
+``(batch, channels, ...)``. float16 and bfloat16 input is computed (and returned) in float32 by
+every transform, float64 input in float64.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 __all__ = [
+    "check_lengths",
     "check_waveform",
     "flatten_waveform",
     "frame_count",
@@ -41,6 +45,8 @@ def check_waveform(x: torch.Tensor, name: str = "x") -> None:
 def flatten_waveform(x: torch.Tensor, name: str = "x") -> tuple[torch.Tensor, tuple[int, ...]]:
     """Return ``(rows, time)`` and the leading shape that :func:`unflatten` puts back."""
     check_waveform(x, name)
+    if x.dtype in (torch.float16, torch.bfloat16):  # every transform computes those in float32
+        x = x.float()
     if x.ndim == 1:
         return x.unsqueeze(0), (1,)
     if x.ndim == 2:
@@ -67,10 +73,23 @@ def frame_count(n_samples: int, n_fft: int, hop_length: int, center: bool) -> in
 
 def frame_lengths(lengths: torch.Tensor, n_fft: int, hop_length: int, center: bool) -> torch.Tensor:
     """:func:`frame_count` for a tensor of sample lengths (any shape, integer)."""
-    lengths = torch.as_tensor(lengths)
+    lengths = check_lengths(lengths)
     padded = lengths + 2 * (n_fft // 2) if center else lengths
     frames = torch.div(padded - n_fft, hop_length, rounding_mode="floor") + 1
-    return frames.clamp_min(0).to(torch.long)
+    # a clip of 0 samples has no frame (its forward raises), whatever the padding
+    return torch.where(lengths > 0, frames.clamp_min(0), 0).to(torch.long)
+
+
+def check_lengths(lengths: Any) -> torch.Tensor:
+    """``lengths`` as an integer tensor, or ``ValueError`` for fractional or negative values."""
+    lengths = torch.as_tensor(lengths)
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        if not lengths.is_floating_point() or not bool((lengths == lengths.round()).all()):
+            raise ValueError(f"lengths must be whole numbers of samples, got {lengths.tolist()}")
+        lengths = lengths.long()
+    if lengths.numel() and int(lengths.min()) < 0:
+        raise ValueError(f"lengths must be >= 0, got {lengths.tolist()}")
+    return lengths
 
 
 def row_lengths_of(

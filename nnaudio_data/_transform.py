@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import types
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -37,6 +38,7 @@ __all__ = [
     "Transform",
     "import_path",
     "lookup_transform",
+    "nnaudio_keys",
     "registered_transforms",
 ]
 
@@ -130,6 +132,11 @@ class Transform(nn.Module):
     output_kind: ClassVar[str | None] = None
     #: the time axis of the output
     time_dim: int = -1
+    #: nnAudio 0.3.4's state_dict keys of this module that we do not save: key -> the attribute
+    #: whose value a checkpoint's entry must equal (a frozen kernel, rebuilt here from the
+    #: arguments), or ``None`` for a key that carries nothing (nnAudio's misspelt ``lenghts``).
+    #: So ``ours.load_state_dict(nnaudio_layer.state_dict())`` works with ``strict=True``.
+    nnaudio_buffers: ClassVar[Mapping[str, str | None]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -208,3 +215,54 @@ class Transform(nn.Module):
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Valid lengths of the output's time axis for inputs of valid ``lengths``."""
         return torch.as_tensor(lengths)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        """Recognise the frozen kernels an nnAudio checkpoint stores (see ``nnaudio_buffers``):
+        each is checked against ours and dropped; trainable ones load as parameters."""
+        params = self._parameters
+        for key, attr in self.nnaudio_buffers.items():
+            full = prefix + key
+            if full not in state_dict or params.get(key) is not None:
+                continue
+            value = state_dict.pop(full)
+            if attr is not None:
+                message = _compare_kernel(getattr(self, attr), value)
+                if message:
+                    error_msgs.append(
+                        f"{full}: {message}; the checkpoint's {type(self).__name__} was built with "
+                        "other arguments, or its kernels were trained (then build this one with "
+                        "the trainable option)"
+                    )
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
+
+def nnaudio_keys(*names: str, ignored: tuple[str, ...] = ()) -> Mapping[str, str | None]:
+    """A read-only ``nnaudio_buffers`` table: each of ``names`` is checked against the attribute
+    of the same name, each of ``ignored`` is dropped unchecked."""
+    table: dict[str, str | None] = {n: n for n in names}
+    table.update(dict.fromkeys(ignored))
+    return types.MappingProxyType(table)
+
+
+def _compare_kernel(ours: Any, theirs: Any) -> str:
+    """``""`` if a checkpoint's frozen kernel equals ours (to float32 rounding), else why not."""
+    a = torch.as_tensor(ours).detach().to("cpu", torch.float64).reshape(-1)
+    b = torch.as_tensor(theirs).detach().to("cpu", torch.float64).reshape(-1)
+    if a.shape != b.shape:
+        return f"the checkpoint holds {b.numel()} values where this module has {a.numel()}"
+    scale = float(a.abs().max()) if a.numel() else 0.0
+    worst = float((a - b).abs().max()) if a.numel() else 0.0
+    if worst > 1e-5 * max(scale, 1e-30) + 1e-12:
+        return f"its values differ from this module's by up to {worst:.3g} (largest {scale:.3g})"
+    return ""

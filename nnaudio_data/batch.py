@@ -3,13 +3,14 @@
 :class:`WaveBatch` is padded audio with valid lengths in samples; :class:`SpecBatch` is the
 spectrogram a transform made of it, with valid lengths in frames. Both carry the sample rate, the
 sample keys, the labels and free metadata, move with ``.to(device, non_blocking=...)`` and pin with
-``.pin_memory()`` (so ``DataLoader(pin_memory=True)`` pins them).
+``.pin_memory()`` (so ``DataLoader(pin_memory=True)`` pins them), and unpack as a pair:
+``spec, lengths = batch`` (``audio, lengths`` for a ``WaveBatch``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -36,6 +37,7 @@ class _Batch:
     labels: torch.Tensor | list[Any] | None = None
     meta: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)
+    skipped_keys: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     @property
     def data(self) -> torch.Tensor:
@@ -44,6 +46,12 @@ class _Batch:
 
     def __len__(self) -> int:
         return int(self.lengths.shape[0])
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        """``data, lengths = batch``: the ``(features, lengths)`` pair that lhotse's
+        ``collate_features`` (and most training loops) use. ``len(batch)`` stays the number of
+        items."""
+        return iter((self.data, self.lengths))
 
     def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Self:
         changes = {f.name: _move(getattr(self, f.name), fn) for f in dataclasses.fields(self)}
@@ -88,6 +96,8 @@ class WaveBatch(_Batch):
             made (in whichever process made it); summed in the main process by
             ``nnaudio_data.pipeline.SkipCounter``. A batch may be empty (length 0) and carry
             only counts.
+        skipped_keys: ``{reason: [key or file name, ...]}`` of those samples, where known (a
+            stream error counted by ``policy(exception)`` has no sample key).
     """
 
     audio: torch.Tensor
@@ -109,7 +119,7 @@ class SpecBatch(_Batch):
             the second-to-last for Complex ``(batch, freq, frames, 2)``: see ``time_dim``.
         lengths: ``(batch,)`` int64, valid frames per item.
         time_dim: the axis of ``spec`` that is time (default -1).
-        keys, labels, meta, sample_rate, skipped: as in :class:`WaveBatch`.
+        keys, labels, meta, sample_rate, skipped, skipped_keys: as in :class:`WaveBatch`.
     """
 
     spec: torch.Tensor

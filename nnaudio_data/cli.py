@@ -4,7 +4,9 @@
 WebDataset shard patterns or, with no input, the bundled default data, and prints what it did:
 clips, batches, audio seconds, throughput, output shapes and skipped samples by reason.
 ``--json`` prints that summary as one JSON object on stdout; ``--png FILE`` draws the first batch.
-``nnaudio-data recipes`` lists the recipes.
+``nnaudio-data extract [INPUTS...] --out DIR`` computes a recipe's features once and writes them as
+WebDataset shards with a manifest (:mod:`nnaudio_data.extract`; resumable, and under ``torchrun``
+each rank writes its share). ``nnaudio-data recipes`` lists the recipes.
 
 How a run is built (the same adapters a training script uses):
 
@@ -18,7 +20,9 @@ How a run is built (the same adapters a training script uses):
 * a file that cannot be used is raised (``--on-error raise``, exit status 1, the message names the
   file) or skipped, logged and counted by reason (``--on-error skip``).
 
-Exit status: 0 done, 1 a sample failed under ``--on-error raise``, 2 bad arguments or inputs.
+Exit status: 0 done, 1 a sample failed under ``--on-error raise`` or no clip made it through
+(every one skipped), 2 bad arguments or inputs (checked before any work, ``--png``'s folder
+included).
 """
 
 from __future__ import annotations
@@ -173,9 +177,18 @@ class RunStats:
         self.frames_min = lo if self.frames_min is None else min(self.frames_min, lo)
         self.frames_max = hi if self.frames_max is None else max(self.frames_max, hi)
 
+    skipped_keys: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
     def add_skipped(self, counts: dict[str, int]) -> None:
         for reason, n in counts.items():
             self.skipped[reason] = self.skipped.get(reason, 0) + int(n)
+
+    def names_of_skipped(self, batches: Iterable[Any]) -> Iterator[Any]:
+        """Pass ``batches`` on (empty ones too), noting the names of the samples they skipped."""
+        for batch in batches:
+            for reason, keys in getattr(batch, "skipped_keys", {}).items():
+                self.skipped_keys.setdefault(reason, []).extend(keys)
+            yield batch
 
 
 def summary_dict(
@@ -203,6 +216,7 @@ def summary_dict(
         },
         "skipped": dict(sorted(stats.skipped.items())),
         "skipped_total": sum(stats.skipped.values()),
+        "skipped_files": {r: sorted(k) for r, k in sorted(stats.skipped_keys.items())},
     }
 
 
@@ -233,6 +247,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     skipped = summary["skipped"]
     reasons = ", ".join(f"{r} {n}" for r, n in skipped.items())
     lines.append(f"skipped  {summary['skipped_total']}" + (f" ({reasons})" if reasons else ""))
+    for reason, names in summary.get("skipped_files", {}).items():
+        shown = ", ".join(Path(n).name for n in names[:5])
+        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+        lines.append(f"         {reason}: {shown}{more}")
     if summary.get("png"):
         lines.append(f"picture  {summary['png']}")
     return "\n".join(lines)
@@ -280,7 +298,7 @@ def _head(batch: Any, n: int) -> Any:
 
 
 def _loaders(
-    inputs: Inputs, transform: Any, sample_rate: int, args: argparse.Namespace
+    inputs: Inputs, transform: Any, sample_rate: int, args: argparse.Namespace, stats: RunStats
 ) -> Iterator[tuple[Iterable[Any], Any]]:
     """``(loader, skip_source)`` per kind of input: files first, then shards."""
     import torch
@@ -295,6 +313,7 @@ def _loaders(
     collate_kwargs = {"sample_rate": sample_rate, "resample": args.resample, "mono": True}
 
     def finish(loader: Iterable[Any]) -> tuple[Iterable[Any], Any]:
+        loader = stats.names_of_skipped(loader)
         if on_device:
             stage = DeviceStage(loader, transform, args.device)
             return stage, stage.counter
@@ -335,18 +354,13 @@ def _loaders(
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from nnaudio_data.recipes import get_recipe
-
     inputs = resolve_inputs(args.inputs)
     if args.png is not None:
         _check_matplotlib()
+        _check_writable_folder("--png", Path(args.png).parent)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise CliError("--device cuda: no CUDA device is available (use --device cpu)")
-    try:
-        recipe = get_recipe(args.recipe)
-        transform = recipe.build()
-    except ValueError as error:
-        raise CliError(str(error)) from None
+    recipe, transform = _recipe(args.recipe)
     sample_rate = recipe.sample_rate
     transform.eval()
 
@@ -362,7 +376,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     with torch.no_grad(), progress:
-        for loader, counter in _loaders(inputs, transform, sample_rate, args):
+        for loader, counter in _loaders(inputs, transform, sample_rate, args, stats):
             for batch in loader:
                 if args.limit is not None and stats.clips + len(batch) > args.limit:
                     batch = _head(batch, args.limit - stats.clips)
@@ -382,7 +396,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"nnaudio-data: no clip made it through; {png} not written", file=sys.stderr)
         png = None
     elif png is not None:
-        write_png(first, png, title=f"{recipe.name}: first batch")
+        write_png(first, png, title=f"{recipe.name}: first batch", axes=plot_axes(recipe))
     settings = {
         "device": args.device,
         "batch_size": args.batch_size,
@@ -403,7 +417,123 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         print(format_summary(summary))
+    if stats.clips == 0:
+        print(
+            f"nnaudio-data: error: no clip made it through ({summary['skipped_total']} skipped)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _recipe(name: str) -> tuple[Any, Any]:
+    """``(recipe, its chain)`` for the recipe named or at the path ``name``; a ``CliError``
+    naming it otherwise."""
+    from nnaudio_data.recipes import get_recipe
+
+    try:
+        recipe = get_recipe(name)
+        return recipe, recipe.build()
+    except ValueError as error:  # also a recipe path that is not text (UnicodeDecodeError)
+        text = str(error)
+        raise CliError(text if name in text else f"--recipe {name!r}: {text}") from None
+
+
+def _check_writable_folder(option: str, folder: Path) -> None:
+    """Before any work: ``folder`` exists and is a folder (else a ``CliError``, exit 2)."""
+    if not folder.is_dir():
+        raise CliError(f"{option}: the folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CliError(f"{option}: the folder {str(folder)!r} is not writable")
+
+
+# -- extract ---------------------------------------------------------------------------------
+
+
+def _extract(args: argparse.Namespace) -> int:
+    """``nnaudio-data extract``: :func:`nnaudio_data.extract.extract` over the resolved inputs;
+    under ``torchrun`` (``WORLD_SIZE`` > 1) each rank writes its share, and a gloo group's
+    barrier lets rank 0 merge the manifests."""
+    import torch
+
+    from nnaudio_data.extract import extract
+
+    inputs = resolve_inputs(args.inputs)
+    recipe, transform = _recipe(args.recipe)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {args.out!r} is a file, not a folder")
+    _check_writable_folder("--out", out if out.exists() else _existing_parent(out))
+    if inputs.shards:
+        try:
+            import webdataset  # noqa: F401
+        except ImportError:
+            raise CliError(
+                "reading WebDataset shards needs webdataset: pip install 'nnaudio-data[webdataset]'"
+            ) from None
+    group = None
+    dist = torch.distributed
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")  # torchrun's env:// rendezvous; for the final barrier
+        group = True
+    from tqdm import tqdm
+
+    config = {"sample_rate": recipe.sample_rate, "transforms": recipe.transforms}
+    progress = tqdm(
+        total=len(inputs.files) if not inputs.shards else None,
+        unit="clip",
+        file=sys.stderr,
+        disable=args.quiet or None,
+        leave=False,
+    )
+    try:
+        with progress:
+            manifest = extract(
+                inputs.files,
+                inputs.shards,
+                transform=transform.eval(),
+                sample_rate=recipe.sample_rate,
+                out_dir=out,
+                recipe=recipe.name,
+                recipe_config=config,
+                shard_size=args.shard_size,
+                dtype=args.dtype,
+                workers=args.workers,
+                policy=args.on_error,
+                resample=args.resample,
+                progress=progress.update,
+            )
+    finally:
+        if group:
+            dist.destroy_process_group()
+    merged = out / "manifest.json"
+    if manifest["rank"] == 0 and merged.is_file():
+        manifest = json.loads(merged.read_text(encoding="utf-8"))
+    if args.json:
+        print(json.dumps(manifest))
+    else:
+        resumed = manifest["resumed_shards"]
+        reasons = ", ".join(f"{r} {n}" for r, n in manifest["skipped"].items())
+        print(
+            f"extract  {recipe.name} -> {out}: {manifest['samples']} sample(s) in "
+            f"{len(manifest['shards'])} shard(s) ({resumed} complete already), {args.dtype}\n"
+            f"skipped  {manifest['skipped_total']}" + (f" ({reasons})" if reasons else "")
+        )
+    if manifest["samples"] == 0 and (manifest["shards"] or manifest["skipped_total"]):
+        print(
+            f"nnaudio-data: error: no clip made it through ({manifest['skipped_total']} skipped)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _existing_parent(path: Path) -> Path:
+    """The nearest folder above ``path`` that exists (where it will be created)."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            return parent
+    return Path("/")
 
 
 # -- the picture -----------------------------------------------------------------------------
@@ -416,40 +546,154 @@ def _check_matplotlib() -> None:
         raise CliError("--png needs matplotlib: pip install 'nnaudio-data[plot]'") from None
 
 
-def write_png(batch: Any, path: str | os.PathLike[str], *, title: str = "", items: int = 8) -> None:
-    """Draw up to ``items`` spectrograms of ``batch`` (each cut to its valid frames) in a PNG;
-    non-negative (linear) spectrograms are drawn in dB."""
+@dataclasses.dataclass
+class PlotAxes:
+    """What the picture's axes mean (from a recipe's stages; ``None``: unknown).
+
+    Attributes:
+        seconds_per_frame: the hop in seconds (the time axis in seconds).
+        frequencies: the centre frequency (Hz) of each bin, low to high.
+        notes: label the bins by note name (constant-Q) instead of Hz.
+        values: what the colours are (``"dB"``, ``"log"``...).
+    """
+
+    seconds_per_frame: float | None = None
+    frequencies: list[float] | None = None
+    notes: bool = False
+    values: str = "value"
+
+
+def _stages(configs: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    for config in configs:
+        if config.get("name") == "Compose":
+            yield from _stages(config.get("transforms", []))
+        else:
+            yield config
+
+
+def plot_axes(recipe: Any) -> PlotAxes:
+    """The time, frequency and colour axes of a recipe's output, read from its stage configs:
+    mel band centres (``MelSpectrogram``), FFT bins (``STFT``), constant-Q bins as notes
+    (``CQT*``, ``VQT``); the colours are dB after ``AmplitudeToDB``, a log after ``Log``."""
+    from nnaudio_data.kernels.cqt import cqt_frequencies
+    from nnaudio_data.kernels.mel import fft_frequencies, mel_frequencies
+
+    stages = list(_stages(recipe.transforms))
+    axes = PlotAxes()
+    for stage in stages:
+        if "hop_length" not in stage:
+            continue
+        sr = float(stage.get("sr", recipe.sample_rate))
+        axes.seconds_per_frame = int(stage["hop_length"]) / sr
+        name = str(stage["name"])
+        if name == "MelSpectrogram":
+            fmax = stage.get("fmax") or sr / 2
+            centres = mel_frequencies(
+                int(stage["n_mels"]) + 2,
+                float(stage.get("fmin", 0.0)),
+                fmax,
+                bool(stage.get("htk", False)),
+            )
+            axes.frequencies = [float(f) for f in centres[1:-1]]
+        elif name == "STFT" and stage.get("freq_scale", "no") == "no":
+            axes.frequencies = [float(f) for f in fft_frequencies(sr, int(stage["n_fft"]))]
+        elif (name.startswith("CQT") or name == "VQT") and "n_bins" in stage:
+            bins = cqt_frequencies(
+                int(stage["n_bins"]), float(stage["fmin"]), int(stage.get("bins_per_octave", 12))
+            )
+            axes.frequencies, axes.notes = [float(f) for f in bins], True
+        break
+    last = stages[-1]["name"] if stages else ""
+    axes.values = {"AmplitudeToDB": "dB", "Log": "log"}.get(str(last), "value")
+    return axes
+
+
+_NOTES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def note_name(hz: float) -> str:
+    """The nearest equal-tempered note (A4 = 440 Hz): ``32.70 -> 'C1'``."""
+    midi = round(69 + 12 * math.log2(hz / 440.0))
+    return f"{_NOTES[midi % 12]}{midi // 12 - 1}"
+
+
+def _hz(hz: float) -> str:
+    return f"{hz / 1000:.1f}k" if hz >= 1000 else f"{hz:.0f}"
+
+
+def draw_batch(batch: Any, *, title: str = "", items: int = 8, axes: PlotAxes | None = None) -> Any:
+    """A matplotlib figure of up to ``items`` spectrograms of ``batch`` (each cut to its valid
+    frames), each with a colour bar; time in seconds and frequency in Hz (note names for
+    constant-Q) where ``axes`` says what they are. Non-negative (linear) spectrograms are drawn
+    in dB."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
     import torch
 
+    axes = axes or PlotAxes()
     spec = batch.data.detach().float()
     time_dim = getattr(batch, "time_dim", -1) % spec.ndim
     if time_dim != spec.ndim - 1:  # complex (B, F, T, 2): magnitude
         spec = spec.pow(2).sum(-1).sqrt()
     while spec.ndim > 3:  # (B, C, F, T): first channel
         spec = spec[:, 0]
+    values = axes.values
     if bool((spec >= 0).all()):  # a linear magnitude / power: draw it in dB
         spec = 10 * torch.log10(spec.clamp_min(1e-10 * float(spec.max().clamp_min(1e-30))))
+        values = "dB"
     n = min(items, spec.shape[0])
     cols = min(4, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
+    fig, grid = plt.subplots(rows, cols, figsize=(3.8 * cols, 2.8 * rows), squeeze=False)
+    bins = spec.shape[1]
+    frequencies = axes.frequencies if axes.frequencies and len(axes.frequencies) == bins else None
+    for i, ax in enumerate(grid.flat):
         if i >= n:
             ax.axis("off")
             continue
-        image = spec[i, :, : int(batch.lengths[i])].numpy()
-        ax.imshow(image, origin="lower", aspect="auto", interpolation="nearest")
+        frames = int(batch.lengths[i])
+        image = spec[i, :, :frames].numpy()
+        step = axes.seconds_per_frame
+        extent = (0.0, frames * step if step else float(frames), 0.0, float(bins))
+        shown = ax.imshow(
+            image, origin="lower", aspect="auto", interpolation="nearest", extent=extent
+        )
+        colour_bar = fig.colorbar(shown, ax=ax)
+        colour_bar.set_label(values, fontsize=7)
+        colour_bar.ax.tick_params(labelsize=6)
         label = Path(batch.keys[i]).name if i < len(batch.keys) else str(i)
         ax.set_title(label, fontsize=8)
-        ax.set_xlabel("frame", fontsize=7)
+        ax.set_xlabel("time (s)" if step else "frame", fontsize=7)
+        if frequencies is not None:
+            ticks = sorted({round(k) for k in np.linspace(0, bins - 1, min(bins, 6))})
+            ax.set_yticks([k + 0.5 for k in ticks])
+            name = note_name if axes.notes else _hz
+            ax.set_yticklabels([name(frequencies[k]) for k in ticks])
+            ax.set_ylabel("note" if axes.notes else "Hz", fontsize=7)
+        else:
+            ax.set_ylabel("bin", fontsize=7)
         ax.tick_params(labelsize=6)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def write_png(
+    batch: Any,
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+    items: int = 8,
+    axes: PlotAxes | None = None,
+) -> None:
+    """:func:`draw_batch`, saved as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = draw_batch(batch, title=title, items=items, axes=axes)
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
@@ -496,6 +740,39 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments ``run`` and ``extract`` share: inputs, recipe, workers, fault policy."""
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="audio files, folders, globs, or shard patterns like data/shard-{000..009}.tar",
+    )
+    parser.add_argument(
+        "--recipe",
+        default=DEFAULT_RECIPE,
+        help=f"recipe name or TOML path (default {DEFAULT_RECIPE}; see `nnaudio-data recipes`)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_non_negative,
+        default=min(2, os.cpu_count() or 1),
+        help="DataLoader worker processes (default: min(2, CPUs))",
+    )
+    parser.add_argument(
+        "--on-error",
+        choices=("skip", "raise"),
+        default="skip",
+        help="a clip that cannot be used: skip, log and count it (default), or stop",
+    )
+    parser.add_argument(
+        "--no-resample",
+        dest="resample",
+        action="store_false",
+        help="reject clips at another sample rate than the recipe's instead of resampling",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from nnaudio_data._version import __version__
 
@@ -513,41 +790,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compute spectrograms with a recipe over audio files, folders or WebDataset "
         "shards (with no input: the bundled default data) and print a summary.",
     )
-    run.add_argument(
-        "inputs",
-        nargs="*",
-        metavar="INPUT",
-        help="audio files, folders, globs, or shard patterns like data/shard-{000..009}.tar",
-    )
-    run.add_argument(
-        "--recipe",
-        default=DEFAULT_RECIPE,
-        help=f"recipe name or TOML path (default {DEFAULT_RECIPE}; see `nnaudio-data recipes`)",
-    )
+    _input_arguments(run)
     run.add_argument("--batch-size", type=_positive, default=16, help="clips per batch (16)")
-    run.add_argument(
-        "--workers",
-        type=_non_negative,
-        default=min(2, os.cpu_count() or 1),
-        help="DataLoader worker processes (default: min(2, CPUs))",
-    )
     run.add_argument(
         "--device",
         choices=("cpu", "cuda"),
         default=None,
         help="where the recipe runs (default: cuda when available, else cpu)",
-    )
-    run.add_argument(
-        "--on-error",
-        choices=("skip", "raise"),
-        default="skip",
-        help="a clip that cannot be used: skip, log and count it (default), or stop",
-    )
-    run.add_argument(
-        "--no-resample",
-        dest="resample",
-        action="store_false",
-        help="reject clips at another sample rate than the recipe's instead of resampling",
     )
     run.add_argument("--limit", type=_positive, default=None, help="stop after N clips")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -556,6 +805,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
+
+    ext = sub.add_parser(
+        "extract",
+        help="compute a recipe's features once and write them as WebDataset shards",
+        description="Compute a recipe's features of every clip and write them as WebDataset "
+        "shards DIR/*.tar (<key>.npy: (features, frames); <key>.json) with DIR/manifest.json. "
+        "Resumable (complete shards are kept); under torchrun each rank writes its share.",
+    )
+    _input_arguments(ext)
+    ext.add_argument("--out", required=True, metavar="DIR", help="the output folder")
+    ext.add_argument(
+        "--shard-size", type=_positive, default=1000, help="audio files per output shard (1000)"
+    )
+    ext.add_argument(
+        "--dtype", choices=("float32", "float16"), default="float32", help="feature dtype"
+    )
+    ext.add_argument("--json", action="store_true", help="print the manifest as one JSON object")
+    ext.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ext.set_defaults(func=_extract)
 
     rec = sub.add_parser("recipes", help="list the recipes")
     rec.add_argument("--json", action="store_true", help="print the list as JSON")

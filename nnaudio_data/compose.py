@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nnaudio_data._shapes import check_lengths
 from nnaudio_data._transform import Transform
 from nnaudio_data.batch import SpecBatch, WaveBatch
 
@@ -102,6 +103,24 @@ def output_kind(transform: nn.Module) -> tuple[str, int] | None:
     return (declared, time_dim)
 
 
+def _check_batch_lengths(x: torch.Tensor, lengths: Any) -> torch.Tensor:
+    """``lengths`` checked against the batch ``x``: one whole number per item, within its time
+    axis (the last one)."""
+    lengths = check_lengths(lengths)
+    batch = x.shape[0] if x.ndim > 1 else 1
+    if lengths.ndim != 1 or lengths.shape[0] != batch:
+        raise ValueError(
+            f"lengths has shape {tuple(lengths.shape)}; expected one length per item of the batch "
+            f"of shape {tuple(x.shape)}: ({batch},)"
+        )
+    if batch and int(lengths.max()) > x.shape[-1]:
+        raise ValueError(
+            f"lengths go up to {int(lengths.max())} but the input has {x.shape[-1]} steps on its "
+            "time axis"
+        )
+    return lengths
+
+
 class Compose(Transform):
     """Apply ``transforms`` in order, as one ``nn.Module``.
 
@@ -153,6 +172,8 @@ class Compose(Transform):
         return {"name": "Compose", "transforms": configs}
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is not None:
+            lengths = _check_batch_lengths(x, lengths)
         for t in self.transforms:
             x = call_with_lengths(t, x, lengths)
             if lengths is not None:

@@ -52,3 +52,12 @@ def test_empty_batch_is_valid() -> None:
         skipped={"decode_error": 4},
     )
     assert len(empty) == 0 and empty.skipped == {"decode_error": 4}
+
+
+def test_batches_unpack_as_data_and_lengths() -> None:
+    wave = _batch()
+    audio, lengths = wave  # lhotse's (features, lengths) pair
+    assert audio is wave.audio and lengths is wave.lengths and len(wave) == 2
+    spec = SpecBatch(spec=torch.randn(2, 5, 7), lengths=torch.tensor([7, 3]), sample_rate=16000)
+    features, frames = spec
+    assert features is spec.spec and frames.tolist() == [7, 3]

@@ -237,7 +237,11 @@ def test_folder_with_no_usable_clip(tmp_path, capsys):
     (folder / "a.wav").write_bytes(b"not audio at all" * 8)
     (folder / "b.flac").write_bytes(b"fLaC" + b"\x00" * 40)
     png = tmp_path / "never.png"
-    summary = run_json(capsys, str(folder), "--png", str(png), "--batch-size", "1")
+    status, out, err = run_in_process(
+        capsys, "run", "--json", str(folder), "--png", str(png), "--batch-size", "1"
+    )
+    assert status == 1 and "no clip made it through (2 skipped)" in err  # not a success
+    summary = parse_json(out)
     assert summary["clips"] == 0 and summary["batches"] == 0
     assert summary["skipped"] == {"decode_error": 2}
     assert summary["png"] is None and not png.exists()
@@ -286,3 +290,64 @@ def test_faulty_shards_skip_and_raise(tmp_path, capsys):
     )
     assert status == 1 and out == ""
     assert "sample 'broken'" in err and "shard-000.tar" in err
+
+
+def test_skipped_files_named_and_zero_byte_file_is_empty(tmp_path, capsys):
+    folder = _corrupt_folder(tmp_path)
+    (folder / "zero.flac").write_bytes(b"")  # a 0-byte file: no audio, not a corrupt one
+    summary = run_json(capsys, str(folder), "--batch-size", "2")
+    assert summary["skipped"] == {"decode_error": 1, "empty": 2}
+    assert summary["skipped_files"] == {
+        "decode_error": [str(folder / "broken.wav")],
+        "empty": [str(folder / "silent.wav"), str(folder / "zero.flac")],
+    }
+    status, text, _ = run_in_process(capsys, "run", str(folder), "--quiet")
+    assert status == 0 and "empty: silent.wav, zero.flac" in text
+
+
+def test_checks_before_work_and_recipe_files_named(tmp_path, capsys):
+    png = tmp_path / "missing" / "first.png"
+    status, out, err = run_in_process(capsys, "run", "--png", str(png))
+    assert status == 2 and out == ""
+    assert f"--png: the folder {str(png.parent)!r} does not exist" in err
+    wav = tmp_path / "some.wav"
+    sf.write(wav, np.zeros(1600), 16000)
+    status, out, err = run_in_process(capsys, "run", "--recipe", str(wav))
+    assert status == 2 and str(wav) in err and "Traceback" not in err
+
+
+def test_picture_axes_in_seconds_hz_and_notes():
+    import torch
+
+    from nnaudio_data.batch import SpecBatch
+    from nnaudio_data.cli import draw_batch, note_name, plot_axes
+    from nnaudio_data.recipes import get_recipe
+
+    assert [note_name(f) for f in (32.70, 440.0, 261.63, 3951.07)] == ["C1", "A4", "C4", "B7"]
+    mel = plot_axes(get_recipe("log-mel-80"))
+    assert mel.seconds_per_frame == 160 / 16000 and mel.values == "log" and not mel.notes
+    assert len(mel.frequencies) == 80 and 0 < mel.frequencies[0] < mel.frequencies[-1] < 8000
+    cqt = plot_axes(get_recipe("cqt-84"))
+    assert cqt.notes and cqt.values == "dB" and cqt.seconds_per_frame == 512 / 22050
+    assert note_name(cqt.frequencies[0]) == "C1" and note_name(cqt.frequencies[-1]) == "B7"
+    stft = plot_axes(get_recipe("stft-1024"))
+    assert stft.frequencies[1] == 22050 / 1024 and stft.values == "value"
+    batch = SpecBatch(
+        spec=-torch.rand(2, 84, 50), lengths=torch.tensor([50, 30]), sample_rate=22050
+    )
+    batch.keys = ["a.flac", "b.flac"]
+    fig = draw_batch(batch, axes=cqt)
+    images = [ax for ax in fig.axes if ax.get_title()]
+    assert len(images) == 2 and len(fig.axes) == 4  # each picture has its colour bar
+    assert images[0].get_xlabel() == "time (s)" and images[0].get_ylabel() == "note"
+    assert images[1].get_xlim() == pytest.approx((0, 30 * 512 / 22050))  # its valid frames
+    labels = [t.get_text() for t in images[0].get_yticklabels()]
+    assert labels[0] == "C1" and labels[-1] == "B7"
+    assert {ax.get_ylabel() for ax in fig.axes if not ax.get_title()} == {"dB"}
+    hz = draw_batch(batch, axes=plot_axes(get_recipe("log-mel-80")))  # 84 bins: not 80 mels
+    assert [ax.get_ylabel() for ax in hz.axes if ax.get_title()] == ["bin", "bin"]
+    mel = SpecBatch(spec=torch.rand(1, 80, 20), lengths=torch.tensor([20]), sample_rate=16000)
+    mel.keys = ["c.wav"]
+    (image,) = [ax for ax in draw_batch(mel, axes=plot_axes(get_recipe("log-mel-80"))).axes
+                if ax.get_title()]  # fmt: skip
+    assert image.get_ylabel() == "Hz" and image.get_xlim() == pytest.approx((0, 0.2))

@@ -94,3 +94,22 @@ def test_training_example_learns_the_words():
     assert result["held_out_accuracy"] >= 0.3
     assert result["mel_trainable_parameters"] == 40 * 201  # n_mels x (n_fft // 2 + 1)
     assert result["mel_relative_change"] > 0.0
+
+
+def test_hf_datasets_example():
+    result = load("hf_datasets").main(["--workers", "2", "--batch-size", "8", "--json"])
+    clips = data.index()["clips"]
+    batches = result["map_style"]
+    assert [n for b in batches for n in b["labels"]] == [c["class"] for c in clips]
+    assert [w for b in batches for w in b["words"]] == [c["label"] for c in clips]
+    assert [n for b in batches for n in b["lengths"]] == [
+        frames(data.DATA_DIR / c["file"]) for c in clips
+    ]
+    for b in batches:
+        assert b["shape"] == [len(b["lengths"]), 80, max(b["lengths"])]
+    expected = sorted(f"{c['label']}/{data.DATA_DIR / c['file']}" for c in clips)
+    assert result["streamed"] == expected  # 4 shards over 2 workers: each clip once
+    assert result["set_transform"] == {
+        "shape": [80, frames(data.DATA_DIR / clips[0]["file"])],
+        "length": frames(data.DATA_DIR / clips[0]["file"]),
+    }

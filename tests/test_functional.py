@@ -213,3 +213,16 @@ def test_forward_is_pure(make: object) -> None:
     assert all(module.__dict__[k] is v for k, v in before[0].items())
     for n, b in module.named_buffers():
         torch.testing.assert_close(b, before[1][n], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("dc", "c"), [(True, 0.97), (False, 0.97), (True, 0.0), (False, 0.0)])
+def test_condition_frames_is_the_three_steps_fused(dc: bool, c: float) -> None:
+    x = torch.randn(3, 3000, dtype=torch.float64)
+    frames = AF.kaldi_frames(x, 400, 160, snip_edges=True)
+    w = AF.window("povey", 400, periodic=False, dtype=torch.float64)
+    steps = AF.remove_dc(frames) if dc else frames
+    steps = AF.preemphasis(steps, c) if c else steps
+    expected = torch.nn.functional.pad(steps * w, (0, 112))
+    got = AF.condition_frames(frames, window=w, n_fft=512, remove_dc_offset=dc,
+                              preemphasis_coefficient=c)  # fmt: skip
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)

@@ -10,6 +10,7 @@ import math
 import pickle
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -337,3 +338,66 @@ def test_workers_pad_into_shared_memory(tmp_path: Path) -> None:
         torch.testing.assert_close(row[:n], torch.from_numpy(ref), rtol=0, atol=1e-7)
     in_main = WaveCollate(mono=True)([*paths, str(stereo)])
     assert not in_main.audio.is_shared() and torch.equal(in_main.audio, batch.audio)
+
+
+@pytest.mark.parametrize(
+    ("labels", "dtype", "expected"),
+    [
+        ([0.5, 1.0, 0.25], torch.float32, [0.5, 1.0, 0.25]),
+        ([1, 0.5, 2], torch.float32, [1.0, 0.5, 2.0]),  # ints and floats: regression targets
+        ([np.int64(3), np.int32(1), 2], torch.int64, [3, 1, 2]),
+        ([np.array(3), np.array(1), np.array(0)], torch.int64, [3, 1, 0]),  # 0-d arrays
+        ([[0, 1, 1], [1, 0, 0], [0, 0, 1]], torch.int64, [[0, 1, 1], [1, 0, 0], [0, 0, 1]]),
+        ([np.array([0.0, 1.0])] * 3, torch.float32, [[0.0, 1.0]] * 3),
+        ([True, False, True], torch.int64, [1, 0, 1]),
+    ],
+)
+def test_labels_become_tensors(labels: list, dtype: torch.dtype, expected: list) -> None:
+    items = [(torch.zeros(100 + i), SR, label) for i, label in enumerate(labels)]
+    batch = WaveCollate()(items)
+    assert isinstance(batch.labels, torch.Tensor) and batch.labels.dtype == dtype
+    assert batch.labels.tolist() == expected
+
+
+def test_labels_that_are_not_numbers_stay_lists() -> None:
+    for labels in (["cat", "dog"], [[0, 1], [1, 0, 1]], [1, None]):
+        items = [(torch.zeros(100), SR, label) for label in labels]
+        assert WaveCollate()(items).labels == labels
+
+
+def test_readme_pipelines_snippet_keeps_every_clip_of_an_ordinary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's Pipelines code, run as written on a folder of 22 WAV files at 8, 16, 22.05
+    and 44.1 kHz, mono and stereo: every clip comes through both loaders, none skipped."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Pipelines") :]
+    code = section[section.index("```python\n") + 10 : section.index("```\n", 12)]
+    folder = tmp_path / "clips" / "nested"
+    folder.mkdir(parents=True)
+    expected = {}
+    for i in range(22):
+        sr = (8000, 16000, 22050, 44100)[i % 4]
+        channels = 1 + (i % 3 == 0)
+        path = folder / f"clip{i:02d}.wav"
+        sf.write(path, _noise(sr // 10 + 37 * i, channels, seed=i).T, sr, subtype="PCM_16")
+        samples = -(-(sr // 10 + 37 * i) * 16000 // sr)  # resampled: ceil(n * 16000 / sr)
+        expected[str(path.relative_to(tmp_path))] = 1 + samples // 160  # log-mel-80, center
+    monkeypatch.chdir(tmp_path)
+    seen: dict[str, int] = {}
+
+    def model(spec: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        assert spec.shape[:2] == (mask.shape[0], 80) and mask.shape[1] == spec.shape[-1]
+        return spec.mean()
+
+    namespace: dict[str, Any] = {"model": model}
+    exec(compile(code, "README.md", "exec"), namespace)
+    batch = namespace["batch"]
+    assert namespace["spec"] is batch.spec and namespace["lengths"] is batch.lengths
+    staged = namespace["DeviceStage"](namespace["loader"], namespace["front_end"], "cpu")
+    for loader in (namespace["cpu_loader"], staged):
+        seen = {}
+        for b in loader:
+            assert b.skipped == {}
+            seen.update(zip(b.keys, b.lengths.tolist()))
+        assert seen == expected

@@ -93,3 +93,17 @@ def test_trainable_front_end_gets_gradients(device: str) -> None:
     with torch.no_grad():
         (frozen,) = list(DeviceStage([batch], stft, device=device))
     assert not frozen.spec.requires_grad  # the caller's grad mode decides
+
+
+def test_device_stage_clear_errors(tmp_path: Path) -> None:
+    paths = [str(p) for p in make_files(tmp_path, 4)]
+    plain = DataLoader(paths, batch_size=2)  # default_collate: lists of paths
+    with pytest.raises(ValueError, match="the loader gave a list; give the DataLoader collate_fn"):
+        next(iter(DeviceStage(plain)))
+    if torch.cuda.is_available():
+        assert DeviceStage(plain, None, "cuda").device.type == "cuda"
+    else:  # a CPU-only torch: a ValueError, not torch's AssertionError on first use
+        with pytest.raises(ValueError, match=r"device='cuda': this torch has no CUDA device"):
+            DeviceStage(plain, TorchStft(), "cuda")
+    with pytest.raises(ValueError, match="device must name a torch device, got 'gpu0'"):
+        DeviceStage(plain, None, "gpu0")

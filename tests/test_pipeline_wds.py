@@ -235,3 +235,27 @@ def test_broken_tar_stream_is_counted_from_the_worker(tmp_path: Path) -> None:
     assert set(counter.counts) == {"stream_error"} and counter.counts["stream_error"] >= 1
     with pytest.raises(Exception, match="shard-01"):
         list(audio_pipeline(urls, batch_size=2))
+
+
+def test_shuffle_changes_every_epoch_and_shuffles_shards(tmp_path: Path) -> None:
+    urls, clips = _write_shards(tmp_path, n_shards=4, per_shard=3)
+    pipeline = audio_pipeline(urls, batch_size=3, policy="skip", shuffle=4, seed=3)
+    epochs = [[k for b in pipeline for k in b.keys] for _ in range(4)]  # in-process: counts up
+    for keys in epochs:
+        assert sorted(keys) == sorted(clips)  # each clip once per epoch
+    assert len({tuple(keys) for keys in epochs}) == 4  # a new order every epoch
+    # shards are shuffled too: the first sample's shard differs between epochs (keys s0000..
+    # s0002 are shard 0, s0003.. shard 1, ...), with a buffer too small to mix all shards
+    assert len({int(keys[0][1:]) // 3 for keys in epochs}) > 1
+    pipeline.set_epoch(1)
+    assert [k for b in pipeline for k in b.keys] == epochs[1]  # seeded: epoch 1 again
+    fresh = audio_pipeline(urls, batch_size=3, policy="skip", shuffle=4, seed=3)
+    assert [k for b in fresh for k in b.keys] == epochs[0]
+    # worker processes iterate a copy: set_epoch picks the epoch, both workers see it
+    loader = wds.WebLoader(pipeline, batch_size=None, num_workers=2, multiprocessing_context="fork")
+    seen = []
+    for epoch in (0, 1):
+        pipeline.set_epoch(epoch)
+        seen.append([k for b in loader for k in b.keys])
+        assert sorted(seen[-1]) == sorted(clips)
+    assert seen[0] != seen[1]

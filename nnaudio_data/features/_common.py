@@ -14,6 +14,7 @@ from nnaudio_data._checks import check_positive_int
 
 __all__ = [
     "check_bool",
+    "check_not_transposed",
     "compute_dtype",
     "frame_params",
     "full_precision",
@@ -77,3 +78,19 @@ def full_precision(device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+
+def check_not_transposed(x: torch.Tensor, n_fft: int) -> None:
+    """Refuse a ``(time, channels)`` array passed as ``(batch, time)``: ``(8000, 2)`` would be 8000
+    spectrograms of 2 samples each (nnAudio raises there too)."""
+    if (
+        isinstance(x, torch.Tensor)
+        and x.ndim == 2
+        and x.shape[-1] <= 8
+        and x.shape[-1] < n_fft <= x.shape[0]
+    ):
+        raise ValueError(
+            f"x has shape {tuple(x.shape)}: {x.shape[0]} clips of {x.shape[-1]} samples each, "
+            f"shorter than n_fft={n_fft}. Is it a (time, channels) array? Pass x.T, "
+            "(channels, time), or (batch, channels, time)"
+        )

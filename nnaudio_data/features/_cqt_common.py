@@ -172,8 +172,8 @@ class _ConstantQ(Transform):
         """
         fmt = self.output_format if output_format is None else output_format
         check_choice("output_format", fmt, OUTPUT_FORMATS)
-        scale = normalization_scale(self.lengths, normalization_type, x.dtype)
         flat, lead = flatten_waveform(x)
+        scale = normalization_scale(self.lengths, normalization_type, flat.dtype)
         if flat.shape[0] == 0:  # an empty batch: the shape it would have
             frames = int(self.output_lengths(torch.tensor(x.shape[-1])))
             shape = (0, self.n_bins, frames) + (() if fmt == "Magnitude" else (2,))

@@ -4,7 +4,7 @@ subclass gives it (nnAudio's ``mel_basis`` / ``gammatone_basis``, so their state
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -15,8 +15,8 @@ from nnaudio_data._shapes import (
     row_lengths_of,
     unflatten,
 )
-from nnaudio_data._transform import Transform
-from nnaudio_data.features._common import register_kernel
+from nnaudio_data._transform import Transform, nnaudio_keys
+from nnaudio_data.features._common import check_not_transposed, register_kernel
 from nnaudio_data.features.stft import STFT
 from nnaudio_data.functional.filterbank import apply_filterbank
 
@@ -33,6 +33,10 @@ class _FilterbankSpectrogram(Transform):
     basis_name: ClassVar[str]
     stft: STFT
     power: float
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.nnaudio_buffers = nnaudio_keys(cls.basis_name)
 
     def _set_basis(self, basis: torch.Tensor, trainable: bool) -> None:
         register_kernel(self, self.basis_name, basis, trainable)
@@ -54,6 +58,7 @@ class _FilterbankSpectrogram(Transform):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """The filterbank spectrogram of ``x``; ``lengths`` ``(batch,)`` valid samples per item
         (each item then padded at its own end, as alone)."""
+        check_not_transposed(x, self.stft.n_fft)
         rows, lead = flatten_waveform(x)
         basis = self.basis
         rows = rows.to(torch.promote_types(rows.dtype, basis.dtype))

@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.signal.windows
 import torch
 
 from nnaudio_data._checks import check_positive_float, check_positive_int
 from nnaudio_data._shapes import flatten_waveform, unflatten
 from nnaudio_data._transform import Transform
+from nnaudio_data.functional.amplitude import magnitude
+from nnaudio_data.functional.windows import window
 
 __all__ = ["CFP", "Combined_Frequency_Periodicity"]
 
@@ -101,8 +102,9 @@ class _CFPBase(Transform):
         self.HighQuefIdx = int(round(fs / fc) + 1)
         self.f = (fs * np.linspace(0, 0.5, self.N // 2, endpoint=True))[: self.HighFreqIdx]
         self.q = np.arange(self.HighQuefIdx) / fs
-        h = scipy.signal.windows.blackmanharris(self.window_size)
-        self.register_buffer("h", torch.tensor(h, dtype=torch.float32), persistent=False)
+        # nnAudio's symmetric Blackman-Harris window
+        h = window("blackmanharris", self.window_size, periodic=False, dtype=torch.float32)
+        self.register_buffer("h", h, persistent=False)
         fmap, qmap = _log_bands(self.f, fr, fc, tc, per_octave, fs, self.HighQuefIdx)
         self.register_buffer(
             "freq2logfreq_matrix", torch.tensor(fmap, dtype=torch.float32), persistent=False
@@ -148,7 +150,8 @@ class _CFPBase(Transform):
             onesided=False,
             return_complex=True,
         )
-        tfr0 = (spec.abs() / h.norm()).transpose(1, 2)  # (rows, frames, N)
+        ri = torch.view_as_real(spec)
+        tfr0 = (magnitude(ri[..., 0], ri[..., 1]) / h.norm()).transpose(1, 2)  # (rows, frames, N)
         tfr = tfr0.relu().pow(self.g[0])
         ceps = tfr
         scale = float(np.sqrt(self.N))

@@ -35,34 +35,26 @@ __all__ = ["Griffin_Lim"]
 class Griffin_Lim(Transform):
     """Waveforms from magnitude spectrograms by fast Griffin-Lim (nnAudio 0.3.4's ``Griffin_Lim``).
 
-    Parameters
-    ----------
-    n_fft : int > 0
-        FFT size of the spectrogram.
-    n_iter : int >= 0
-        Iterations. Default 32.
-    hop_length : int > 0 or None
-        ``None``: ``n_fft // 4``.
-    win_length : int in [1, n_fft] or None
-        ``None``: ``n_fft``.
-    window, center, pad_mode
-        As the forward STFT.
-    momentum : float >= 0
-        Momentum of the fast Griffin-Lim update (0: classic Griffin-Lim). Default 0.99; above 1
-        warns (unstable, as librosa says).
-    device : str or torch.device
-        Where to put the window at construction (nnAudio's argument); ``.to()`` moves it later.
-    init : {'random', None}
-        Initial phase: uniformly random (``torch``'s global generator) or zero.
-    dtype : torch.dtype or str
-        Window dtype (the computation runs in the promotion of it and the input's dtype).
+    Args:
+        n_fft (int > 0): FFT size of the spectrogram.
+        n_iter (int >= 0): Iterations. Default 32.
+        hop_length (int > 0 or None): ``None``: ``n_fft // 4``.
+        win_length (int in [1, n_fft] or None): ``None``: ``n_fft``.
+        window, center, pad_mode: As the forward STFT.
+        momentum (float >= 0): Momentum of the fast Griffin-Lim update (0: classic Griffin-Lim).
+            Default 0.99; above 1 warns (unstable, as librosa says).
+        device (str or torch.device): Where to put the window at construction (nnAudio's argument);
+            ``.to()`` moves it later.
+        init ({'random', None}): Initial phase: uniformly random (``torch``'s global generator) or
+            zero.
+        dtype (torch.dtype or str): Window dtype (the computation runs in the promotion of it and
+            the input's dtype).
 
-    Shape
-    -----
-    - Input: ``(batch, n_fft // 2 + 1, frames)``, ``(n_fft // 2 + 1, frames)`` or
-      ``(batch, channels, n_fft // 2 + 1, frames)``, a magnitude spectrogram.
-    - Output: ``(batch, time)`` (``(batch, channels, time)``), ``time`` as :meth:`output_lengths`
-      or ``length``.
+    Shape:
+        - Input: ``(batch, n_fft // 2 + 1, frames)``, ``(n_fft // 2 + 1, frames)`` or
+          ``(batch, channels, n_fft // 2 + 1, frames)``, a magnitude spectrogram.
+        - Output: ``(batch, time)`` (``(batch, channels, time)``), ``time`` as :meth:`output_lengths`
+          or ``length``.
     """
 
     output_kind = "waveform"

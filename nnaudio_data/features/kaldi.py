@@ -25,11 +25,10 @@ from nnaudio_data._shapes import flatten_waveform, row_lengths_of, unflatten
 from nnaudio_data._transform import Transform
 from nnaudio_data.features._common import check_bool, full_precision, register_kernel
 from nnaudio_data.functional.amplitude import power_spectrum
-from nnaudio_data.functional.filterbank import apply_filterbank
 from nnaudio_data.functional.framing import kaldi_frame_lengths, kaldi_frames
 from nnaudio_data.functional.level import log
 from nnaudio_data.functional.normalization import normalize
-from nnaudio_data.functional.preprocess import dither, preemphasis, remove_dc
+from nnaudio_data.functional.preprocess import condition_frames, dither
 from nnaudio_data.functional.windows import window as make_window
 from nnaudio_data.kernels.fourier import fourier_basis
 from nnaudio_data.kernels.mel import kaldi_mel_filterbank
@@ -53,60 +52,47 @@ def _window_spec(window_type: str) -> tuple[Any, bool]:
 class KaldiFbank(Transform):
     """Kaldi's log mel filterbank features (``torchaudio.compliance.kaldi.fbank``'s names).
 
-    Parameters
-    ----------
-    sample_frequency : float > 0
-        Sampling rate (Hz). Default 16000.
-    num_mel_bins : int > 0
-        Mel bands. Default 23 (Kaldi's); the speech recipes use 80.
-    frame_length, frame_shift : float > 0
-        Window and hop in milliseconds (25 and 10).
-    dither : float >= 0
-        Gaussian noise of this standard deviation added to each frame (Kaldi's default 1.0 is
-        *not* kept: 0, off, by default). Drawn from ``seed`` and the batch itself, so one batch
-        always gets the same noise and another batch other noise (``seed=None``: torch's global
-        generator).
-    preemphasis_coefficient : float in [0, 1]
-        ``x[i] -= c x[i - 1]`` per frame, ``x[0] *= 1 - c``. Default 0.97.
-    remove_dc_offset : bool
-        Subtract each frame's mean first.
-    window_type : {'povey', 'hanning', 'hamming', 'rectangular', 'blackman', 'hann'}
-        Kaldi's symmetric windows, and ``'hann'``: a periodic hann (VGGish).
-    round_to_power_of_two : bool
-        Zero-pad each frame to the next power of two (else to ``frame_length``).
-    snip_edges : bool
-        ``True``: only frames that fit, ``1 + (n - frame_length) // hop``; ``False``: ``(n + hop
-        // 2) // hop`` frames with mirrored edges (lhotse, icefall), each clip at its own end.
-    low_freq, high_freq : float
-        Band edges (Hz); ``high_freq <= 0`` counts down from Nyquist. Defaults 20 and 0.
-    use_power : bool
-        Power spectrum (else magnitude, as VGGish).
-    use_log_fbank : bool
-        Take the log.
-    log_offset, log_floor : float >= 0
-        The log is ``ln(max(x + log_offset, log_floor))``: Kaldi's ``ln(max(x, FLT_EPSILON))``
-        by default, VGGish's ``ln(x + 0.01)`` with ``log_offset=0.01, log_floor=0``.
-    norm_mean, norm_std : float or None
-        Normalise the output to ``(x - norm_mean) / norm_std`` (AST: -4.2677393 and
-        2 * 4.5689974).
-    num_frames : int > 0 or None
-        Pad or trim the time axis to this many frames (AST's 1024). Frames past a clip's end,
-        here and in a batch, hold the normalised zero (AST pads the fbank with zeros before
-        normalising).
-    trainable_mel, trainable_STFT : bool
-        The mel filterbank (``mel_basis``) / the conditioning + DFT kernels (``wcos``, ``wsin``)
-        as ``nn.Parameter``, initialised to the frozen values.
-    seed : int or None
-        See ``dither``.
-    dtype : torch.dtype or str
-        Kernel dtype.
+    Args:
+        sample_frequency (float > 0): Sampling rate (Hz). Default 16000.
+        num_mel_bins (int > 0): Mel bands. Default 23 (Kaldi's); the speech recipes use 80.
+        frame_length, frame_shift (float > 0): Window and hop in milliseconds (25 and 10).
+        dither (float >= 0): Gaussian noise of this standard deviation added to each frame (Kaldi's
+            default 1.0 is *not* kept: 0, off, by default). Drawn from ``seed`` and the batch
+            itself, so one batch always gets the same noise and another batch other noise
+            (``seed=None``: torch's global generator).
+        preemphasis_coefficient (float in [0, 1]): ``x[i] -= c x[i - 1]`` per frame, ``x[0] *= 1 -
+            c``. Default 0.97.
+        remove_dc_offset (bool): Subtract each frame's mean first.
+        window_type ({'povey', 'hanning', 'hamming', 'rectangular', 'blackman', 'hann'}): Kaldi's
+            symmetric windows, and ``'hann'``: a periodic hann (VGGish).
+        round_to_power_of_two (bool): Zero-pad each frame to the next power of two (else to
+            ``frame_length``).
+        snip_edges (bool): ``True``: only frames that fit, ``1 + (n - frame_length) // hop``;
+            ``False``: ``(n + hop // 2) // hop`` frames with mirrored edges (lhotse, icefall), each
+            clip at its own end.
+        low_freq, high_freq (float): Band edges (Hz); ``high_freq <= 0`` counts down from Nyquist.
+            Defaults 20 and 0.
+        use_power (bool): Power spectrum (else magnitude, as VGGish).
+        use_log_fbank (bool): Take the log.
+        log_offset, log_floor (float >= 0): The log is ``ln(max(x + log_offset, log_floor))``:
+            Kaldi's ``ln(max(x, FLT_EPSILON))`` by default, VGGish's ``ln(x + 0.01)`` with
+            ``log_offset=0.01, log_floor=0``.
+        norm_mean, norm_std (float or None): Normalise the output to ``(x - norm_mean) / norm_std``
+            (AST: -4.2677393 and 2 * 4.5689974).
+        num_frames (int > 0 or None): Pad or trim the time axis to this many frames (AST's 1024).
+            Frames past a clip's end, here and in a batch, hold the normalised zero (AST pads the
+            fbank with zeros before normalising).
+        trainable_mel, trainable_STFT (bool): The mel filterbank (``mel_basis``) / the conditioning
+            + DFT kernels (``wcos``, ``wsin``) as ``nn.Parameter``, initialised to the frozen
+            values.
+        seed (int or None): See ``dither``.
+        dtype (torch.dtype or str): Kernel dtype.
 
-    Shape
-    -----
-    - Input: ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` or ``(batch, channels, time)``;
-      ``forward(x, lengths)`` takes the valid samples per item.
-    - Output: ``(batch, num_mel_bins, frames)`` (``(batch, channels, ...)``), ``frames`` as
-      :meth:`output_lengths` (or ``num_frames``).
+    Shape:
+        - Input: ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` or ``(batch, channels, time)``;
+          ``forward(x, lengths)`` takes the valid samples per item.
+        - Output: ``(batch, num_mel_bins, frames)`` (``(batch, channels, ...)``), ``frames`` as
+          :meth:`output_lengths` (or ``num_frames``).
     """
 
     output_kind = "spectrogram"
@@ -230,22 +216,28 @@ class KaldiFbank(Transform):
         return torch.Generator().manual_seed(int(state))
 
     def _power(self, frames: torch.Tensor) -> torch.Tensor:
-        """``|DFT(conditioned frames)| ** (2 or 1)``: ``(rows, n_fft // 2 + 1, frames)``."""
+        """``|DFT(conditioned frames)| ** (2 or 1)``: ``(rows, frames, n_fft // 2 + 1)``."""
         power = 2.0 if self.use_power else 1.0
         if self.trainable_STFT:
             wcos, wsin = self.wcos.to(frames.dtype), self.wsin.to(frames.dtype)
             re = torch.matmul(frames, wcos.t())
             im = torch.matmul(frames, wsin.t())
-            return power_spectrum(re, im, power).transpose(1, 2)
-        if self.remove_dc_offset:
-            frames = remove_dc(frames)
-        if self.preemphasis_coefficient:
-            frames = preemphasis(frames, self.preemphasis_coefficient, per_frame=True)
-        frames = frames * self.window_mask.to(frames.dtype)
+            return power_spectrum(re, im, power)
         if frames.shape[1] == 0:
-            return frames.new_zeros(frames.shape[0], self.n_fft // 2 + 1, 0)
-        ri = torch.view_as_real(torch.fft.rfft(frames, n=self.n_fft, dim=-1))
-        return power_spectrum(ri[..., 0], ri[..., 1], power).transpose(1, 2)
+            return frames.new_zeros(frames.shape[0], 0, self.n_fft // 2 + 1)
+        conditioned = condition_frames(
+            frames,
+            window=self.window_mask.to(frames.dtype),
+            n_fft=self.n_fft,
+            remove_dc_offset=self.remove_dc_offset,
+            preemphasis_coefficient=self.preemphasis_coefficient,
+        )
+        ri = torch.view_as_real(torch.fft.rfft(conditioned, dim=-1))
+        if torch.is_grad_enabled() and ri.requires_grad:
+            return power_spectrum(ri[..., 0], ri[..., 1], power)
+        out = torch.mul(ri[..., 0], ri[..., 0])  # in place: fewer passes than power_spectrum
+        out.addcmul_(ri[..., 1], ri[..., 1])
+        return out if power == 2.0 else out.sqrt_()
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Filterbank features of ``x``; ``lengths`` ``(batch,)`` valid samples per item."""
@@ -260,7 +252,9 @@ class KaldiFbank(Transform):
         frames = kaldi_frames(rows, self.win_length, self.hop_length, self.snip_edges, row_lengths)
         if self.dither:
             frames = dither(frames, self.dither, self._generator(rows))
-        feats = apply_filterbank(self._power(frames), self.mel_basis)
+        # (rows, frames, bins) @ (bins, bands): one GEMM on contiguous rows, then time last
+        feats = torch.matmul(self._power(frames), self.mel_basis.t().to(frames.dtype))
+        feats = feats.transpose(1, 2)
         if self.use_log_fbank:
             feats = log(feats, offset=self.log_offset, floor=self.log_floor or None)
         valid = None if row_lengths is None else self.output_lengths(row_lengths)

@@ -20,7 +20,7 @@ from nnaudio_data._checks import (
     check_positive_int,
     check_range,
 )
-from nnaudio_data._transform import Transform
+from nnaudio_data._transform import Transform, nnaudio_keys
 from nnaudio_data.features._common import check_bool
 from nnaudio_data.features._filterbank import _FilterbankSpectrogram
 from nnaudio_data.features.stft import STFT
@@ -40,43 +40,29 @@ class MelSpectrogram(_FilterbankSpectrogram):
     """Mel spectrogram by Fourier kernels and a mel filterbank (nnAudio 0.3.4's
     ``MelSpectrogram``).
 
-    Parameters
-    ----------
-    sr : float > 0
-        Sampling rate. Default 22050.
-    n_fft, win_length, hop_length, window, center, pad_mode
-        As :class:`~nnaudio_data.features.stft.STFT` (``hop_length`` defaults to 512 here).
-    n_mels : int > 0
-        Mel bands. Default 128.
-    power : float > 0
-        Exponent of the magnitude (2: power, 1: magnitude).
-    htk : bool
-        HTK's mel scale instead of Slaney's.
-    fmin : float >= 0
-        Lowest frequency (Hz).
-    fmax : float > fmin or None
-        Highest frequency (Hz); ``None``: ``sr / 2``.
-    norm : None, 1, 'slaney', np.inf or a number > 0
-        Filter normalisation; ``1`` (default) is nnAudio's area normalisation == librosa's
-        ``'slaney'``.
-    trainable_mel : bool
-        ``mel_basis`` as an ``nn.Parameter``.
-    trainable_STFT : bool
-        The STFT kernels as parameters (``stft.wcos`` / ``stft.wsin``).
-    verbose : bool
-        Accepted for compatibility; nothing is printed.
-    dtype : torch.dtype or str
-        Kernel dtype.
-    backend : {'auto', 'fft', 'conv'}
-        STFT path, as :class:`~nnaudio_data.features.stft.STFT`.
-    **kwargs
-        ``iSTFT`` is passed to the STFT, as nnAudio does; anything else is a ``ValueError``.
+    Args:
+        sr (float > 0): Sampling rate. Default 22050.
+        n_fft, win_length, hop_length, window, center, pad_mode: As
+            :class:`~nnaudio_data.features.stft.STFT` (``hop_length`` defaults to 512 here).
+        n_mels (int > 0): Mel bands. Default 128.
+        power (float > 0): Exponent of the magnitude (2: power, 1: magnitude).
+        htk (bool): HTK's mel scale instead of Slaney's.
+        fmin (float >= 0): Lowest frequency (Hz).
+        fmax (float > fmin or None): Highest frequency (Hz); ``None``: ``sr / 2``.
+        norm (None, 1, 'slaney', np.inf or a number > 0): Filter normalisation; ``1`` (default) is
+            nnAudio's area normalisation == librosa's ``'slaney'``.
+        trainable_mel (bool): ``mel_basis`` as an ``nn.Parameter``.
+        trainable_STFT (bool): The STFT kernels as parameters (``stft.wcos`` / ``stft.wsin``).
+        verbose (bool): Accepted for compatibility; nothing is printed.
+        dtype (torch.dtype or str): Kernel dtype.
+        backend ({'auto', 'fft', 'conv'}): STFT path, as :class:`~nnaudio_data.features.stft.STFT`.
+        **kwargs: ``iSTFT`` is passed to the STFT, as nnAudio does; anything else is a
+            ``ValueError``.
 
-    Shape
-    -----
-    - Input: ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` or ``(batch, channels, time)``.
-    - Output: ``(batch, n_mels, frames)`` (``(batch, channels, n_mels, frames)``), ``frames``
-      as :meth:`num_frames`.
+    Shape:
+        - Input: ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` or ``(batch, channels, time)``.
+        - Output: ``(batch, n_mels, frames)`` (``(batch, channels, n_mels, frames)``), ``frames``
+          as :meth:`num_frames`.
     """
 
     basis_name = "mel_basis"
@@ -157,31 +143,26 @@ class MFCC(Transform):
     mel power spectrogram in dB, ``10 log10(max(S, amin) / max(amin, |ref|))`` floored at
     ``top_db`` below each item's maximum (librosa's ``power_to_db`` applied per item).
 
-    Parameters
-    ----------
-    sr : float > 0
-    n_mfcc : int in [1, n_mels]
-        Coefficients kept. Default 20.
-    norm : {'ortho', None}
-        DCT normalisation (nnAudio always uses ``'ortho'``; ``None`` is scipy's unnormalised DCT).
-    verbose : bool
-        Accepted for compatibility; nothing is printed.
-    ref : float
-        Reference power (its absolute value is used). Default 1.0.
-    amin : float > 0
-        Floor of the power. Default 1e-10.
-    top_db : float >= 0 or None
-        Dynamic range kept below each item's maximum; ``None``: no floor.
-    **kwargs
-        :class:`MelSpectrogram` arguments (``n_mels``, ``n_fft``, ``hop_length``, ``dtype``, ...).
+    Args:
+        sr (float > 0):
+        n_mfcc (int in [1, n_mels]): Coefficients kept. Default 20.
+        norm ({'ortho', None}): DCT normalisation (nnAudio always uses ``'ortho'``; ``None`` is
+            scipy's unnormalised DCT).
+        verbose (bool): Accepted for compatibility; nothing is printed.
+        ref (float): Reference power (its absolute value is used). Default 1.0.
+        amin (float > 0): Floor of the power. Default 1e-10.
+        top_db (float >= 0 or None): Dynamic range kept below each item's maximum; ``None``: no
+            floor.
+        **kwargs: :class:`MelSpectrogram` arguments (``n_mels``, ``n_fft``, ``hop_length``,
+            ``dtype``, ...).
 
-    Shape
-    -----
-    - Input: as :class:`MelSpectrogram`.
-    - Output: ``(batch, n_mfcc, frames)`` (``(batch, channels, n_mfcc, frames)``).
+    Shape:
+        - Input: as :class:`MelSpectrogram`.
+        - Output: ``(batch, n_mfcc, frames)`` (``(batch, channels, n_mfcc, frames)``).
     """
 
     output_kind = "spectrogram"
+    nnaudio_buffers = nnaudio_keys("amin", "ref")
     time_dim = -1
     dct_basis: torch.Tensor
 

@@ -36,9 +36,10 @@ from nnaudio_data._shapes import (
     row_lengths_of,
     unflatten,
 )
-from nnaudio_data._transform import Transform
+from nnaudio_data._transform import Transform, nnaudio_keys
 from nnaudio_data.features._common import (
     check_bool,
+    check_not_transposed,
     compute_dtype,
     frame_params,
     register_kernel,
@@ -112,52 +113,44 @@ def _check_spectrum(X: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
 class STFT(Transform):
     """Short-time Fourier transform by Fourier kernels (nnAudio 0.3.4's ``STFT``).
 
-    Parameters
-    ----------
-    n_fft : int > 0
-        FFT size (kernel length). Default 2048.
-    win_length : int in [1, n_fft] or None
-        Window length, centred in ``n_fft`` samples; ``None``: ``n_fft``.
-    freq_bins : int > 0 or None
-        Number of frequency rows; ``None``: ``n_fft // 2 + 1``.
-    hop_length : int > 0 or None
-        Samples between frames; ``None``: ``win_length // 4``.
-    window : str, tuple, list, callable or array
-        As :func:`nnaudio_data.kernels.windows.get_window`. Default ``'hann'``.
-    freq_scale : {'no', 'linear', 'log', 'log2'}
-        Bin spacing (:mod:`nnaudio_data.kernels.fourier`); ``fmin``, ``fmax``, ``sr`` set it.
-    center : bool
-        Pad ``n_fft // 2`` samples on both sides (``pad_mode``) so frame ``t`` is centred at
-        ``t * hop_length``.
-    pad_mode : {'reflect', 'constant', 'replicate', 'circular'}
-    iSTFT : bool
-        Build the synthesis kernels that :meth:`inverse` needs.
-    fmin, fmax : float
-        Lowest and highest frequency (Hz) for the ``'linear'`` / ``'log'`` / ``'log2'`` scales.
-    sr : float > 0
-        Sampling rate.
-    trainable : bool
-        Kernels ``wcos`` / ``wsin`` as ``nn.Parameter`` (else non-persistent buffers).
-    output_format : {'Complex', 'Magnitude', 'Phase'}
-        Default format of :meth:`forward`.
-    verbose : bool
-        Accepted for compatibility; nothing is printed.
-    dtype : torch.dtype or str
-        Kernel dtype (``torch.float64`` for float64 kernels).
-    backend : {'auto', 'fft', 'conv'}
-        ``'auto'``: FFT path when the kernels are frozen and ``freq_scale='no'`` (the attribute
-        ``use_fft`` holds the decision and may be changed), ``'conv'``: always the kernels.
+    Args:
+        n_fft (int > 0): FFT size (kernel length). Default 2048.
+        win_length (int in [1, n_fft] or None): Window length, centred in ``n_fft`` samples;
+            ``None``: ``n_fft``.
+        freq_bins (int > 0 or None): Number of frequency rows; ``None``: ``n_fft // 2 + 1``.
+        hop_length (int > 0 or None): Samples between frames; ``None``: ``win_length // 4``.
+        window (str, tuple, list, callable or array): As
+            :func:`nnaudio_data.kernels.windows.get_window`. Default ``'hann'``.
+        freq_scale ({'no', 'linear', 'log', 'log2'}): Bin spacing
+            (:mod:`nnaudio_data.kernels.fourier`); ``fmin``, ``fmax``, ``sr`` set it.
+        center (bool): Pad ``n_fft // 2`` samples on both sides (``pad_mode``) so frame ``t`` is
+            centred at ``t * hop_length``.
+        pad_mode ({'reflect', 'constant', 'replicate', 'circular'}):
+        iSTFT (bool): Build the synthesis kernels that :meth:`inverse` needs.
+        fmin, fmax (float): Lowest and highest frequency (Hz) for the ``'linear'`` / ``'log'`` /
+            ``'log2'`` scales.
+        sr (float > 0): Sampling rate.
+        trainable (bool): Kernels ``wcos`` / ``wsin`` as ``nn.Parameter`` (else non-persistent
+            buffers).
+        output_format ({'Complex', 'Magnitude', 'Phase'}): Default format of :meth:`forward`.
+        verbose (bool): Accepted for compatibility; nothing is printed.
+        dtype (torch.dtype or str): Kernel dtype (``torch.float64`` for float64 kernels).
+        backend ({'auto', 'fft', 'conv'}): ``'auto'``: FFT path when the kernels are frozen and
+            ``freq_scale='no'`` (the attribute ``use_fft`` holds the decision and may be changed),
+            ``'conv'``: always the kernels.
 
-    Shape
-    -----
-    - Input: ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` or ``(batch, channels, time)``.
-    - Output: ``(batch, freq_bins, frames, 2)`` for Complex, ``(batch, freq_bins, frames)`` for
-      Magnitude and Phase, with ``(batch, channels, ...)`` for multi-channel input and
-      ``batch = 1`` for ``(time,)``. ``frames = 1 + time // hop_length`` with ``center`` (see
-      :meth:`num_frames`). ``time_dim`` says which axis is time for the default format.
+    Shape:
+        - Input: ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` or ``(batch, channels, time)``.
+        - Output: ``(batch, freq_bins, frames, 2)`` for Complex, ``(batch, freq_bins, frames)`` for
+          Magnitude and Phase, with ``(batch, channels, ...)`` for multi-channel input and
+          ``batch = 1`` for ``(time,)``. ``frames = 1 + time // hop_length`` with ``center`` (see
+          :meth:`num_frames`). ``time_dim`` says which axis is time for the default format.
     """
 
     output_kind = "spectrogram"
+    nnaudio_buffers = nnaudio_keys(
+        "wsin", "wcos", "window_mask", "kernel_sin_inv", "kernel_cos_inv"
+    )
 
     wcos: torch.Tensor
     wsin: torch.Tensor
@@ -349,6 +342,7 @@ class STFT(Transform):
             if output_format is None
             else check_choice("output_format", output_format, OUTPUT_FORMATS)
         )
+        check_not_transposed(x, self.n_fft)
         rows, lead = flatten_waveform(x)
         rows = rows.to(compute_dtype(rows, self.window_mask))
         row_lengths = row_lengths_of(lengths, lead, rows)
@@ -386,19 +380,16 @@ class STFT(Transform):
     ) -> torch.Tensor:
         """Waveform from a complex spectrogram (needs ``iSTFT=True``).
 
-        Parameters
-        ----------
-        X : Tensor ``(batch, freq_bins, frames, 2)`` (or multi-channel, or complex)
-        onesided : bool
-            ``X`` holds ``n_fft // 2 + 1`` bins (else all ``n_fft``).
-        length : int or None
-            Output samples; ``None`` trims ``n_fft // 2`` from each end (with ``center``).
-        refresh_win : bool
-            Accepted for compatibility (the window envelope is always computed).
+        Args:
+            X (Tensor ``(batch, freq_bins, frames, 2)`` (or multi-channel, or complex)):
+            onesided (bool): ``X`` holds ``n_fft // 2 + 1`` bins (else all ``n_fft``).
+            length (int or None): Output samples; ``None`` trims ``n_fft // 2`` from each end (with
+                ``center``).
+            refresh_win (bool): Accepted for compatibility (the window envelope is always
+                computed).
 
-        Returns
-        -------
-        Tensor ``(batch, time)`` (``(batch, channels, time)`` for multi-channel ``X``).
+        Returns:
+            Tensor ``(batch, time)`` (``(batch, channels, time)`` for multi-channel ``X``).
         """
         if not self.iSTFT:
             raise ValueError("inverse needs the synthesis kernels: construct STFT with iSTFT=True")
@@ -449,16 +440,16 @@ class iSTFT(Transform):
     nnAudio 0.3.4's conv2d applies its kernel transposed (``kernel_cos @ re``), which is not the
     adjoint, so there the two differ (neither is an exact inverse).
 
-    Shape
-    -----
-    - Input: ``(batch, freq_bins, frames, 2)``, ``(freq_bins, frames, 2)`` or
-      ``(batch, channels, freq_bins, frames, 2)`` (or a complex tensor without the last axis),
-      ``freq_bins = n_fft // 2 + 1`` with ``onesided=True``, else ``n_fft``.
-    - Output: ``(batch, time)`` (``(batch, channels, time)``), ``time = hop_length * (frames -
-      1)`` with ``center`` and an even ``n_fft`` (see :meth:`output_lengths`), or ``length``.
+    Shape:
+        - Input: ``(batch, freq_bins, frames, 2)``, ``(freq_bins, frames, 2)`` or
+          ``(batch, channels, freq_bins, frames, 2)`` (or a complex tensor without the last axis),
+          ``freq_bins = n_fft // 2 + 1`` with ``onesided=True``, else ``n_fft``.
+        - Output: ``(batch, time)`` (``(batch, channels, time)``), ``time = hop_length * (frames -
+          1)`` with ``center`` and an even ``n_fft`` (see :meth:`output_lengths`), or ``length``.
     """
 
     output_kind = "waveform"
+    nnaudio_buffers = nnaudio_keys("kernel_sin", "kernel_cos", "window_mask")
 
     time_dim = -1
     kernel_cos: torch.Tensor

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from nnaudio_data._checks import check_float_dtype, check_positive_int
-from nnaudio_data._shapes import flatten_waveform, row_lengths_of, unflatten
+from nnaudio_data._shapes import check_lengths, flatten_waveform, row_lengths_of, unflatten
 from nnaudio_data._transform import Transform
 from nnaudio_data.features._common import check_bool, full_precision, register_kernel
 from nnaudio_data.features.stft import STFT
@@ -34,31 +34,24 @@ _DYNAMIC_RANGE = 8.0
 class WhisperLogMel(Transform):
     """Whisper's log-mel spectrogram.
 
-    Parameters
-    ----------
-    n_mels : int > 0
-        80 (Whisper up to large-v2) or 128 (large-v3).
-    pad : bool
-        Pad or trim each clip to ``n_samples`` first (Whisper's model input, ``n_samples // hop``
-        frames); ``False``: the clip's own ``n // hop`` frames (``log_mel_spectrogram(x)``).
-    n_samples : int > 0
-        Samples of the padded input, 480000 (30 s at 16 kHz).
-    sr, n_fft, hop_length : int
-        16000, 400, 160.
-    trainable_mel, trainable_STFT : bool
-        The mel filterbank (``mel_basis``) / the STFT kernels (``stft.wcos``, ``stft.wsin``) as
-        ``nn.Parameter``, initialised to Whisper's.
-    dtype : torch.dtype or str
-        Kernel dtype.
+    Args:
+        n_mels (int > 0): 80 (Whisper up to large-v2) or 128 (large-v3).
+        pad (bool): Pad or trim each clip to ``n_samples`` first (Whisper's model input,
+            ``n_samples // hop`` frames); ``False``: the clip's own ``n // hop`` frames
+            (``log_mel_spectrogram(x)``).
+        n_samples (int > 0): Samples of the padded input, 480000 (30 s at 16 kHz).
+        sr, n_fft, hop_length (int): 16000, 400, 160.
+        trainable_mel, trainable_STFT (bool): The mel filterbank (``mel_basis``) / the STFT kernels
+            (``stft.wcos``, ``stft.wsin``) as ``nn.Parameter``, initialised to Whisper's.
+        dtype (torch.dtype or str): Kernel dtype.
 
-    Shape
-    -----
-    - Input: ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` or ``(batch, channels, time)``;
-      ``forward(x, lengths)`` takes the valid samples per item.
-    - Output: ``(batch, n_mels, frames)``, ``frames = n_samples // hop_length`` with ``pad``,
-      else ``time // hop_length``. :meth:`output_lengths` gives the frames that hold the clip
-      (``ceil(n / hop)``, at most ``frames``, as transformers' attention mask, with ``pad``;
-      ``n // hop`` without).
+    Shape:
+        - Input: ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` or ``(batch, channels, time)``;
+          ``forward(x, lengths)`` takes the valid samples per item.
+        - Output: ``(batch, n_mels, frames)``, ``frames = n_samples // hop_length`` with ``pad``,
+          else ``time // hop_length``. :meth:`output_lengths` gives the frames that hold the clip
+          (``ceil(n / hop)``, at most ``frames``, as transformers' attention mask, with ``pad``;
+          ``n // hop`` without).
     """
 
     output_kind = "spectrogram"
@@ -109,7 +102,7 @@ class WhisperLogMel(Transform):
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Frames holding each clip of valid sample ``lengths`` (see the class docstring)."""
-        lengths = torch.as_tensor(lengths).to(torch.long)
+        lengths = check_lengths(lengths).to(torch.long)
         if self.pad:
             frames = torch.div(
                 lengths + self.hop_length - 1, self.hop_length, rounding_mode="floor"
@@ -143,9 +136,12 @@ class WhisperLogMel(Transform):
         computed = -(-(time + self.n_fft // 2) // hop)
         head = self._log_mel(F.pad(rows, (0, self.n_fft)), None)[..., :computed]
         silence = float(torch.log10(torch.tensor(_FLOOR, dtype=head.dtype)))
-        full = head.new_full((*head.shape[:-1], self.frames), silence)
-        full[..., :computed] = head
-        return self._finish(full)
+        # the clip's peak over all its frames: the computed ones and the silent rest
+        floor = masked_amax(head, None).clamp_min(silence) - _DYNAMIC_RANGE
+        out = head.new_empty((*head.shape[:-1], self.frames))
+        out[..., :computed] = normalize(torch.maximum(head, floor), -4.0, 4.0)
+        out[..., computed:] = normalize(floor.clamp_min(silence), -4.0, 4.0)
+        return out
 
     def _own(self, rows: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         log_mel = self._log_mel(rows, lengths)[..., :-1]

@@ -5,7 +5,7 @@
   :func:`fill_end_padding` (each clip of a batch padded at its own end), frame-count rules.
 * Windows (:mod:`~nnaudio_data.functional.window`): :func:`window`.
 * Conditioning (:mod:`~nnaudio_data.functional.preprocess`): :func:`remove_dc`,
-  :func:`preemphasis`, :func:`dither`.
+  :func:`preemphasis`, :func:`dither`, :func:`condition_frames` (the three fused, Kaldi's).
 * Spectra (:mod:`~nnaudio_data.functional.spectral`, :mod:`~nnaudio_data.functional.magnitude`):
   :func:`stft`, :func:`spectrogram`, :func:`istft`, :func:`magnitude`, :func:`power_spectrum`.
 * :func:`apply_filterbank`; levels (:mod:`~nnaudio_data.functional.level`): :func:`log`,
@@ -32,7 +32,7 @@ from nnaudio_data.functional.framing import (
 )
 from nnaudio_data.functional.level import dynamic_range_clamp, log, masked_amax, power_to_db
 from nnaudio_data.functional.normalization import normalize, normalize_per_item
-from nnaudio_data.functional.preprocess import dither, preemphasis, remove_dc
+from nnaudio_data.functional.preprocess import condition_frames, dither, preemphasis, remove_dc
 from nnaudio_data.functional.spectral import (
     istft,
     istft_lengths,
@@ -47,6 +47,7 @@ __all__ = [
     "PAD_MODES",
     "apply_filterbank",
     "center_pad",
+    "condition_frames",
     "dither",
     "dynamic_range_clamp",
     "fill_end_padding",

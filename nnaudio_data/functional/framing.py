@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from nnaudio_data._checks import check_choice
-from nnaudio_data._shapes import frame_count, frame_lengths
+from nnaudio_data._shapes import check_lengths, frame_count, frame_lengths
 
 __all__ = [
     "PAD_MODES",
@@ -74,8 +74,12 @@ def pad_signal(x: torch.Tensor, left: int, right: int, pad_mode: str) -> torch.T
         return x
     if pad_mode == "constant":
         return F.pad(x, (left, right))
-    if pad_mode != "symmetric" and n > max(left, right) and x.ndim == 2:
-        return F.pad(x.unsqueeze(1), (left, right), mode=pad_mode).squeeze(1)
+    if n > max(left, right):  # the common case: one reflection is enough
+        if pad_mode == "symmetric":  # numpy's: the edge sample repeated
+            parts = [x[..., :left].flip(-1), x, x[..., n - right :].flip(-1)]
+            return torch.cat(parts, dim=-1)
+        if x.ndim == 2:
+            return F.pad(x.unsqueeze(1), (left, right), mode=pad_mode).squeeze(1)
     idx = _pad_index(torch.arange(-left, n + right, device=x.device), n, pad_mode)
     return x[..., idx]
 
@@ -120,7 +124,7 @@ def fill_end_padding(
         values = torch.gather(out, 1, _pad_index(pos, lengths.clamp_min(1), pad_mode))
     pos = pos.clamp_max(out_len - 1)
     values = torch.where(lengths > 0, values, torch.gather(out, 1, pos))  # empty rows stay
-    return out.scatter(1, pos, values)
+    return out.scatter_(1, pos, values)
 
 
 def frame(
@@ -158,7 +162,7 @@ def kaldi_frame_lengths(
     lengths: torch.Tensor, frame_length: int, hop_length: int, snip_edges: bool
 ) -> torch.Tensor:
     """:func:`kaldi_frame_count` for a tensor of sample lengths."""
-    lengths = torch.as_tensor(lengths)
+    lengths = check_lengths(lengths)
     if snip_edges:
         return frame_lengths(lengths, frame_length, hop_length, center=False)
     return torch.div(lengths + hop_length // 2, hop_length, rounding_mode="floor").to(torch.long)

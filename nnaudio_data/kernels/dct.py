@@ -36,18 +36,14 @@ def dct_matrix(
 ) -> np.ndarray:
     """The first ``n_out`` rows of the ``n_in``-point type-II DCT.
 
-    Parameters
-    ----------
-    n_out : int in [1, n_in]
-        Number of coefficients (``n_mfcc``).
-    n_in : int > 0
-        Input length (``n_mels``).
-    norm : {'ortho', None}
-    dtype : numpy floating dtype
+    Args:
+        n_out (int in [1, n_in]): Number of coefficients (``n_mfcc``).
+        n_in (int > 0): Input length (``n_mels``).
+        norm ({'ortho', None}):
+        dtype (numpy floating dtype):
 
-    Returns
-    -------
-    np.ndarray [shape=(n_out, n_in)]; read-only in float64 (cached), else a new array.
+    Returns:
+        np.ndarray [shape=(n_out, n_in)]; read-only in float64 (cached), else a new array.
     """
     n_out = check_positive_int("n_mfcc", n_out)
     n_in = check_positive_int("n_mels", n_in)

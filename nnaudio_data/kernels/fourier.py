@@ -74,6 +74,11 @@ def _check_scale(
     fmax = check_positive_float("fmax", fmax)
     if fmax <= fmin:
         raise ValueError(f"fmax must be greater than fmin, got fmin={fmin!r}, fmax={fmax!r}")
+    if fmax > sr / 2:
+        raise ValueError(
+            f"fmax={fmax!r} is above the Nyquist frequency sr / 2 = {sr / 2} (sr={sr}): bins "
+            "there hold no signal; lower fmax or give the right sr"
+        )
     return n_fft, freq_bins, freq_scale, fmin, fmax, sr
 
 
@@ -87,17 +92,14 @@ def fourier_bins(
 ) -> np.ndarray:
     """Bin numbers ``f_k`` (cycles per ``n_fft`` samples) of each kernel row, float64.
 
-    Parameters
-    ----------
-    n_fft : int > 0
-    freq_bins : int > 0 or None
-        Number of rows; ``None`` gives ``n_fft // 2 + 1``.
-    freq_scale : {'no', 'linear', 'log', 'log2'}
-        See the module docstring. ``fmin``, ``fmax`` (Hz) and ``sr`` are used by all but ``'no'``.
+    Args:
+        n_fft (int > 0):
+        freq_bins (int > 0 or None): Number of rows; ``None`` gives ``n_fft // 2 + 1``.
+        freq_scale ({'no', 'linear', 'log', 'log2'}): See the module docstring. ``fmin``, ``fmax``
+            (Hz) and ``sr`` are used by all but ``'no'``.
 
-    Returns
-    -------
-    np.ndarray [shape=(freq_bins,)], read-only. Multiply by ``sr / n_fft`` for Hz.
+    Returns:
+        np.ndarray [shape=(freq_bins,)], read-only. Multiply by ``sr / n_fft`` for Hz.
     """
     return _fourier_bins(*_check_scale(n_fft, freq_bins, freq_scale, fmin, fmax, sr))
 
@@ -199,22 +201,18 @@ def fourier_kernels(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Windowed Fourier kernels ``(wcos, wsin)``, each ``(freq_bins, n_fft)``.
 
-    Parameters
-    ----------
-    n_fft : int > 0
-        Kernel length.
-    win_length : int in [1, n_fft] or None
-        Window length (default ``n_fft``); a shorter window is centred in ``n_fft`` samples.
-    freq_bins, freq_scale, fmin, fmax, sr
-        As :func:`fourier_bins`.
-    window : str, tuple, list, callable or array
-        As :func:`nnaudio_data.kernels.windows.get_window` (periodic).
-    dtype : numpy floating dtype
+    Args:
+        n_fft (int > 0): Kernel length.
+        win_length (int in [1, n_fft] or None): Window length (default ``n_fft``); a shorter window
+            is centred in ``n_fft`` samples.
+        freq_bins, freq_scale, fmin, fmax, sr: As :func:`fourier_bins`.
+        window (str, tuple, list, callable or array): As
+            :func:`nnaudio_data.kernels.windows.get_window` (periodic).
+        dtype (numpy floating dtype):
 
-    Returns
-    -------
-    (wcos, wsin) : np.ndarray [shape=(freq_bins, n_fft)] each; read-only when cached (float64 and
-    a named window), else new arrays.
+    Returns:
+        (wcos, wsin) : np.ndarray [shape=(freq_bins, n_fft)] each; read-only when cached (float64 and
+        a named window), else new arrays.
     """
     n_fft, freq_bins, freq_scale, fmin, fmax, sr = _check_scale(
         n_fft, freq_bins, freq_scale, fmin, fmax, sr
@@ -252,9 +250,8 @@ def inverse_fourier_basis(
     spectrum: the ``freq_bins`` rows, then rows ``n_fft - freq_bins .. 1`` mirrored (sine
     negated). ``freq_bins`` must be ``n_fft // 2 + 1`` (the default).
 
-    Returns
-    -------
-    (cos, sin) : np.ndarray [shape=(freq_bins or n_fft, n_fft)] each, new arrays.
+    Returns:
+        (cos, sin) : np.ndarray [shape=(freq_bins or n_fft, n_fft)] each, new arrays.
     """
     n_fft = check_positive_int("n_fft", n_fft)
     half = n_fft // 2 + 1

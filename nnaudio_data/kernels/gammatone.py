@@ -30,13 +30,12 @@ def gammatone_filterbank(
     """Weights ``(n_bins, n_fft // 2 + 1)`` (float32, divided by ``n_fft`` as nnAudio) mapping an
     FFT magnitude spectrum to 4th-order gammatone bands.
 
-    Parameters
-    ----------
-    sr : float > 0
-    n_fft : int > 0
-    n_bins : int > 0
-    fmin : float >= 0
-    fmax : float > fmin, default ``sr / 2``
+    Args:
+        sr (float > 0):
+        n_fft (int > 0):
+        n_bins (int > 0):
+        fmin (float >= 0):
+        fmax (float > fmin, default ``sr / 2``):
     """
     sr = check_positive_float("sr", sr)
     n_fft = check_positive_int("n_fft", n_fft)

@@ -126,28 +126,23 @@ def mel_filterbank(
 ) -> np.ndarray:
     """A mel filterbank that maps ``n_fft // 2 + 1`` FFT bins to ``n_mels`` mel bands.
 
-    Parameters
-    ----------
-    sr : float > 0
-    n_fft : int > 0
-    n_mels : int > 0
-    fmin : float >= 0
-        Lowest frequency (Hz).
-    fmax : float > fmin or None
-        Highest frequency (Hz); ``None`` gives ``sr / 2``.
-    htk : bool
-        HTK's mel scale instead of Slaney's.
-    norm : None, 1, 'slaney', np.inf or a number > 0
-        See the module docstring (``1`` == ``'slaney'``, area normalisation).
-    dtype : numpy floating dtype
+    Args:
+        sr (float > 0):
+        n_fft (int > 0):
+        n_mels (int > 0):
+        fmin (float >= 0): Lowest frequency (Hz).
+        fmax (float > fmin or None): Highest frequency (Hz); ``None`` gives ``sr / 2``.
+        htk (bool): HTK's mel scale instead of Slaney's.
+        norm (None, 1, 'slaney', np.inf or a number > 0): See the module docstring (``1`` ==
+            ``'slaney'``, area normalisation).
+        dtype (numpy floating dtype):
 
-    Returns
-    -------
-    np.ndarray [shape=(n_mels, n_fft // 2 + 1)]; read-only in float64 (cached), else a new array.
+    Returns:
+        np.ndarray [shape=(n_mels, n_fft // 2 + 1)]; read-only in float64 (cached), else a new
+        array.
 
-    Warns
-    -----
-    UserWarning when a filter is empty (too many mels for the FFT size), as librosa does.
+    Warns:
+        UserWarning: a filter is empty (too many mels for the FFT size), as librosa does.
     """
     sr = check_positive_float("sr", sr)
     n_fft = check_positive_int("n_fft", n_fft)
@@ -156,6 +151,11 @@ def mel_filterbank(
     fmax = sr / 2 if fmax is None else check_positive_float("fmax", fmax)
     if fmax <= fmin:
         raise ValueError(f"fmax must be greater than fmin, got fmin={fmin!r}, fmax={fmax!r}")
+    if fmax > sr / 2:
+        raise ValueError(
+            f"fmax={fmax!r} is above the Nyquist frequency sr / 2 = {sr / 2} (sr={sr}): the "
+            "bands above it would hold no signal; lower fmax or give the right sr"
+        )
     if not isinstance(htk, bool | np.bool_):
         raise ValueError(f"htk must be a bool, got {htk!r}")
     dt = np.dtype(dtype)
@@ -199,19 +199,17 @@ def kaldi_mel_filterbank(
     ``fmin`` and ``fmax``, each triangle linear in mel (not Hz), peak 1, no normalisation, and
     the Nyquist bin never used. VGGish's matrix is the same construction.
 
-    Parameters
-    ----------
-    sr : float > 0
-    n_fft : int > 0 (the padded frame length)
-    n_mels : int > 0
-    fmin : float >= 0
-    fmax : float; ``<= 0`` counts down from Nyquist (Kaldi's ``high_freq``: ``-400`` is
-        ``sr / 2 - 400``)
+    Args:
+        sr (float > 0):
+        n_fft (int > 0 (the padded frame length)):
+        n_mels (int > 0):
+        fmin (float >= 0):
+        fmax (float; ``<= 0`` counts down from Nyquist (Kaldi's ``high_freq``: ``-400`` is): ``sr /
+            2 - 400``)
 
-    Returns
-    -------
-    np.ndarray [shape=(n_mels, n_fft // 2 + 1)], float64, read-only (a filter whose band holds no
-    FFT bin is all zero, as torchaudio allows).
+    Returns:
+        np.ndarray [shape=(n_mels, n_fft // 2 + 1)], float64, read-only (a filter whose band holds no
+        FFT bin is all zero, as torchaudio allows).
     """
     sr = check_positive_float("sr", sr)
     n_fft = check_positive_int("n_fft", n_fft)

@@ -55,18 +55,16 @@ def get_window(
 ) -> np.ndarray:
     """A window of ``length`` samples.
 
-    Parameters
-    ----------
-    window : str, tuple, list, number, callable or np.ndarray
-        See the module docstring; Kaldi's ``'povey'``, ``'hanning'`` and ``'rectangular'`` too.
-    length : int > 0
-    fftbins : bool
-        Periodic (``True``, for spectral analysis; librosa's default) or symmetric window.
-    dtype : numpy float dtype of the result
+    Args:
+        window (str, tuple, list, number, callable or np.ndarray): See the module docstring;
+            Kaldi's ``'povey'``, ``'hanning'`` and ``'rectangular'`` too.
+        length (int > 0):
+        fftbins (bool): Periodic (``True``, for spectral analysis; librosa's default) or symmetric
+            window.
+        dtype (numpy float dtype of the result):
 
-    Returns
-    -------
-    np.ndarray [shape=(length,)], a new writable array.
+    Returns:
+        np.ndarray [shape=(length,)], a new writable array.
     """
     if isinstance(length, bool) or not isinstance(length, int | np.integer) or length <= 0:
         raise ValueError(f"window length must be a positive integer, got {length!r}")

@@ -104,25 +104,58 @@ def _seeded(*entropy: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state))
 
 
+class GeneratorMemo:
+    """The per-process generator of a seeded random op, an explicit memo: created on first use
+    in each process (seeded from ``seed`` in the process that built the op, from ``(seed, rank,
+    worker id)`` in a ``DataLoader`` worker, re-created in every new worker), so the op's own
+    attributes never change in ``forward``. Any other process (e.g. a ``torchdata.nodes``
+    process worker) has no reproducible identity: it warns once and seeds from ``(seed, process
+    id)``, so at least the processes do not repeat each other's draws."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.home_pid = os.getpid()
+        self._generator: torch.Generator | None = None
+        self._owner: tuple[int, int] | None = None
+
+    def get(self, op_name: str) -> torch.Generator:
+        """The generator for this process (and DataLoader worker)."""
+        pid = os.getpid()
+        info = torch.utils.data.get_worker_info()
+        owner = (pid, -1 if info is None else info.id)
+        if self._generator is None or owner != self._owner:
+            if info is not None:
+                rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+                self._generator = _seeded(self.seed, rank, info.id + 1)
+            elif pid == self.home_pid:
+                self._generator = torch.Generator().manual_seed(self.seed)
+            else:
+                warnings.warn(
+                    f"{op_name}(seed={self.seed}) draws in process {pid}, which is neither the "
+                    "one that built it nor a DataLoader worker, outside "
+                    "nnaudio_data.ops.random_context: its draws are not reproducible (seeded by "
+                    "the process id). Give each batch a salt with random_context, as "
+                    "nnaudio_data.pipeline.audio_nodes does",
+                    stacklevel=3,
+                )
+                self._generator = _seeded(self.seed, 0, 0, pid)
+            self._owner = owner
+        return self._generator
+
+
 class _RandomOp(Transform):
     """Base of the random ops: where their draws come from (see the :mod:`nnaudio_data.ops`
     docstring).
 
     Inside :func:`random_context`: from the context's salt, the draw's position in it and
-    ``seed``. Outside: with ``seed=None`` from torch's global generator; with a seed from a
-    generator the op owns, seeded from ``seed`` in the process that built the op, and from
-    ``(seed, rank, worker id)`` in a ``DataLoader`` worker (re-created in every new worker
-    process). Any other process (e.g. a ``torchdata.nodes`` process worker) has no reproducible
-    identity: the op warns once and seeds from ``(seed, process id)``, so at least the processes
-    do not repeat each other's draws.
+    ``seed``. Outside: with ``seed=None`` from torch's global generator; with a seed from the
+    op's :class:`GeneratorMemo` (one generator per process and worker).
     """
 
     def __init__(self, seed: int | None = None) -> None:
         super().__init__()
         self.seed = None if seed is None else check_non_negative_int("seed", seed)
-        self._generator: torch.Generator | None = None
-        self._generator_owner: tuple[int, int] | None = None
-        self._home_pid = os.getpid()
+        self._memo = None if self.seed is None else GeneratorMemo(self.seed)
 
     def generator(self) -> torch.Generator | None:
         """The generator the next draw uses (``None``: torch's global one)."""
@@ -131,29 +164,7 @@ class _RandomOp(Transform):
             draws.count += 1
             seed = () if self.seed is None else (self.seed,)
             return _seeded(len(draws.salt), *draws.salt, draws.count, *seed)
-        if self.seed is None:
-            return None
-        pid = os.getpid()
-        info = torch.utils.data.get_worker_info()
-        owner = (pid, -1 if info is None else info.id)
-        if self._generator is None or owner != self._generator_owner:
-            if info is not None:
-                rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-                self._generator = _seeded(self.seed, rank, info.id + 1)
-            elif pid == self._home_pid:
-                self._generator = torch.Generator().manual_seed(self.seed)
-            else:
-                warnings.warn(
-                    f"{type(self).__name__}(seed={self.seed}) draws in process {pid}, which is "
-                    "neither the one that built it nor a DataLoader worker, outside "
-                    "nnaudio_data.ops.random_context: its draws are not reproducible (seeded by "
-                    "the process id). Give each batch a salt with random_context, as "
-                    "nnaudio_data.pipeline.audio_nodes does",
-                    stacklevel=2,
-                )
-                self._generator = _seeded(self.seed, 0, 0, pid)
-            self._generator_owner = owner
-        return self._generator
+        return None if self._memo is None else self._memo.get(type(self).__name__)
 
     def uniform(self, *shape: int) -> torch.Tensor:
         """Float64 uniform draws in ``[0, 1)`` on the CPU, from :meth:`generator`."""

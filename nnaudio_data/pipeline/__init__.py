@@ -18,10 +18,15 @@ torchdata.nodes helpers and dataset wrappers.
   random ops) (resumable ``torchdata.nodes`` graphs; needs ``torchdata``).
 * :mod:`~nnaudio_data.pipeline.datasets` - :class:`AudioDataset`, :class:`AudioIterableDataset`
   (``DataLoader(ds, batch_size=..., collate_fn=ds.collate)``), :func:`worker_info`.
+* :mod:`~nnaudio_data.pipeline.bucketing` - :class:`DurationBatchSampler` (batches of similar
+  durations under a budget; seeded, resumable, split by rank), :func:`audio_durations`.
+* :mod:`~nnaudio_data.pipeline.hf` - Hugging Face ``datasets`` rows and datasets (map-style and
+  streaming) as sources; :class:`HFTransform` for ``ds.set_transform``.
 
 The optional packages (webdataset, torchdata) are imported only when their helpers are called.
 """
 
+from nnaudio_data.pipeline.bucketing import DurationBatchSampler, audio_durations
 from nnaudio_data.pipeline.collate import (
     BatchTransform,
     SpecCollate,
@@ -31,6 +36,7 @@ from nnaudio_data.pipeline.collate import (
 )
 from nnaudio_data.pipeline.datasets import AudioDataset, AudioIterableDataset, worker_info
 from nnaudio_data.pipeline.device import DeviceStage
+from nnaudio_data.pipeline.hf import HFTransform
 from nnaudio_data.pipeline.nodes import (
     LoadBatch,
     SeededBatch,
@@ -54,7 +60,9 @@ __all__ = [
     "AudioIterableDataset",
     "BatchTransform",
     "DeviceStage",
+    "DurationBatchSampler",
     "FaultPolicy",
+    "HFTransform",
     "LoadBatch",
     "SampleError",
     "SeededBatch",
@@ -66,6 +74,7 @@ __all__ = [
     "SplitSampler",
     "WaveCollate",
     "apply_transform",
+    "audio_durations",
     "audio_nodes",
     "audio_pipeline",
     "check_on_cpu",

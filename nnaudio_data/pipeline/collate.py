@@ -22,14 +22,21 @@ A sample is one of:
 * a dict: the audio under ``audio_key`` (default ``"audio"``, or else the first field whose
   extension is an audio one, e.g. webdataset's ``"flac"``), holding a tensor / array (then the
   rate is under ``"sample_rate"`` or ``"sr"``), an ``(audio, sample_rate)`` pair (what
-  :class:`~nnaudio_data.pipeline.wds.AudioHandler` decodes to), or encoded bytes / a path;
-  the key under ``"key"`` or ``"__key__"``; the label under ``label_key`` (default ``"label"``,
-  else ``"cls"``); other fields (not ``__*__``) go to ``meta``;
+  :class:`~nnaudio_data.pipeline.wds.AudioHandler` decodes to), encoded bytes / a path, or a
+  Hugging Face ``datasets`` audio value: ``{"array", "sampling_rate"}`` (decoded; the array a
+  list, numpy array or tensor) or ``{"bytes", "path"}`` (``Audio(decode=False)``: decoded here
+  with soundfile, no torchcodec needed);
+  the key under ``"key"`` or ``"__key__"`` (else the audio value's ``"path"``, else the index);
+  the label under ``label_key`` (default ``"label"``, else ``"cls"``); other fields (not
+  ``__*__``) go to ``meta``;
 * a tuple ``(audio, sample_rate)`` or ``(audio, sample_rate, label)`` where ``audio`` is a
   tensor / array, or encoded bytes / a path (then ``sample_rate`` is ``None`` or the rate the file
   must have);
 * encoded bytes or a path alone;
 * a :class:`~nnaudio_data.pipeline.policy.Skipped` marker (counted and dropped).
+
+Labels become a tensor when they can (ints / bools -> int64, floats -> float, equal-shape
+lists, arrays or tensors such as multi-hot vectors -> stacked), else stay a list.
 
 Audio is ``(time,)`` or ``(channels, time)``; integer arrays are scaled to [-1, 1]. The batch is
 ``(batch, time)`` when every item has one channel (or ``mono=True``), else
@@ -148,6 +155,46 @@ def _all_finite(x: torch.Tensor) -> bool:
     return math.isfinite(float(x.sum())) or bool(torch.isfinite(x).all())
 
 
+def _hf_audio(value: Mapping[str, Any], sr: Any, name: str | None) -> tuple[Any, Any, str | None]:
+    """``(audio, sample_rate, path)`` of a Hugging Face ``datasets.Audio`` value: decoded
+    ``{"array", "sampling_rate"[, "path"]}`` (the array a list, numpy array or tensor), or
+    ``Audio(decode=False)``'s ``{"bytes", "path"}`` (encoded bytes, else the file at ``path``,
+    decoded here with soundfile: torchcodec is not needed)."""
+    path = value.get("path")
+    path = os.fspath(path) if isinstance(path, str | os.PathLike) else None
+    if "array" in value:
+        array, rate = value["array"], value.get("sampling_rate", sr)
+        if isinstance(array, list | tuple):
+            array = np.asarray(array, dtype=np.float32)
+        return array, None if rate is None else int(rate), path
+    if "bytes" in value or "path" in value:
+        encoded = value.get("bytes")
+        if encoded is None and path is None:
+            who = name if name is not None else "?"
+            raise SampleError(
+                f"sample {who!r}: the audio value has neither bytes nor a path",
+                key=name,
+                reason="decode_error",
+            )
+        return (encoded if encoded is not None else path), sr, path
+    raise SampleError(
+        f"sample {name!r}: an audio dict needs 'array' and 'sampling_rate' (a decoded Hugging "
+        f"Face Audio value) or 'bytes' / 'path' (Audio(decode=False)), got keys {sorted(value)}",
+        key=name,
+        reason="decode_error",
+    )
+
+
+def _byte_size(source: Any) -> int | None:
+    """The size in bytes of encoded bytes or of the file at a path (``None``: unknown)."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return len(source)
+    try:
+        return os.path.getsize(source)
+    except (OSError, TypeError, ValueError):
+        return None
+
+
 def _skipped_marker(sample: Any) -> Skipped | None:
     """The :class:`Skipped` marker standing for ``sample`` or one of its fields, if any."""
     if isinstance(sample, Skipped):
@@ -157,15 +204,24 @@ def _skipped_marker(sample: Any) -> Skipped | None:
     return None
 
 
-def _collate_labels(labels: list[Any]) -> torch.Tensor | list[Any] | None:
+def collate_labels(labels: list[Any]) -> torch.Tensor | list[Any] | None:
+    """Labels as a tensor when they are numbers or equal-shape arrays / lists / tensors (ints and
+    bools -> int64, floats -> the default float dtype, e.g. class indices, regression targets,
+    multi-hot lists); else the list as given (strings, ragged lists, mixed types)."""
     if all(label is None for label in labels):
         return None
-    if all(isinstance(v, bool | int | np.integer) for v in labels):
-        return torch.tensor([int(v) for v in labels], dtype=torch.long)
-    if all(isinstance(v, float | np.floating) for v in labels):
-        return torch.tensor([float(v) for v in labels])
-    if all(isinstance(v, torch.Tensor) for v in labels) and len({v.shape for v in labels}) == 1:
-        return torch.stack(labels)
+    if all(isinstance(v, torch.Tensor) for v in labels):
+        return torch.stack(labels) if len({v.shape for v in labels}) == 1 else list(labels)
+    if any(isinstance(v, str | bytes | Mapping | torch.Tensor) or v is None for v in labels):
+        return list(labels)
+    try:
+        array = np.asarray(labels)
+    except ValueError:  # ragged lists
+        return list(labels)
+    if array.dtype.kind in "biu":
+        return torch.from_numpy(array.astype(np.int64))
+    if array.dtype.kind == "f":
+        return torch.from_numpy(array).to(torch.get_default_dtype())
     return list(labels)
 
 
@@ -228,6 +284,9 @@ class WaveCollate:
         self, source: Any, key: str | None, expected_sr: Any
     ) -> tuple[torch.Tensor, int, float]:
         """``(audio, sample_rate, scale)``: integer PCM stays integer until the batch is made."""
+        if _byte_size(source) == 0:  # soundfile cannot open it at all: no audio, not corrupt
+            name = key if key is not None else str(source)
+            raise SampleError(f"sample {name!r} is a 0-byte file", key=name, reason="empty")
         data, scale, sr = read_native(source, key=key, dtype=self.dtype)
         # (time, channels) -> (channels, time); one channel as a plain (1, T) row
         audio = (
@@ -271,7 +330,10 @@ class WaveCollate:
         value = sample[audio_key]
         sr = sample.get("sample_rate", sample.get("sr"))
         scale = 1.0
-        if isinstance(value, tuple | list) and len(value) == 2:
+        if isinstance(value, Mapping):  # a Hugging Face ``datasets.Audio`` value
+            value, sr, path = _hf_audio(value, sr, name)
+            name = path if name is None and path is not None else name
+        elif isinstance(value, tuple | list) and len(value) == 2:
             value, sr = value
         if isinstance(value, _ENCODED):
             if name is None and isinstance(value, str | os.PathLike):
@@ -279,7 +341,8 @@ class WaveCollate:
             audio, sr, scale = self._decode(value, name, sr)
         elif sr is None:
             raise ValueError(
-                f"sample {name!r}: an audio array needs its rate under 'sample_rate' or 'sr'"
+                f"sample {name!r}: an audio array needs its rate under 'sample_rate' or 'sr' "
+                "(or as {'array': ..., 'sampling_rate': ...}, as Hugging Face datasets give it)"
             )
         else:
             audio = _as_float(value, self.dtype, name if name is not None else str(index))
@@ -377,16 +440,19 @@ class WaveCollate:
     # -- the batch ------------------------------------------------------------------------
     def __call__(self, samples: Sequence[Any]) -> WaveBatch:
         skipped = take_pending()
+        skipped_keys: dict[str, list[str]] = {}
         items: list[_Item] = []
         target_sr = self.sample_rate
         channels: int | None = None
         for index, sample in enumerate(samples):
             marker = _skipped_marker(sample)
             if marker is not None:
+                name = marker.key
                 if marker is not sample:  # a field's marker, not yet logged with the sample key
-                    name = sample.get("key", sample.get("__key__", str(index)))
-                    log_skip(str(name), marker.reason, marker.message)
+                    name = str(sample.get("key", sample.get("__key__", str(index))))
+                    log_skip(name, marker.reason, marker.message)
                 add_counts(skipped, {marker.reason: 1})
+                skipped_keys.setdefault(marker.reason, []).append(name or str(index))
                 continue
             try:
                 item = self._check(self._item(sample, index), target_sr)
@@ -398,15 +464,21 @@ class WaveCollate:
                         reason="channels",
                     )
             except SampleError as error:
-                add_counts(skipped, {self.policy.handle(error).reason: 1})
+                reason = self.policy.handle(error).reason
+                add_counts(skipped, {reason: 1})
+                skipped_keys.setdefault(reason, []).append(error.key or str(index))
                 continue
             target_sr = item.sample_rate if target_sr is None else target_sr
             channels = item.audio.shape[0] if channels is None else channels
             items.append(item)
-        return self._pad(items, target_sr, skipped)
+        return self._pad(items, target_sr, skipped, skipped_keys)
 
     def _pad(
-        self, items: list[_Item], sample_rate: int | None, skipped: dict[str, int]
+        self,
+        items: list[_Item],
+        sample_rate: int | None,
+        skipped: dict[str, int],
+        skipped_keys: dict[str, list[str]],
     ) -> WaveBatch:
         lengths = torch.tensor([it.audio.shape[-1] for it in items], dtype=torch.long)
         n_channels = items[0].audio.shape[0] if items else 1
@@ -426,9 +498,10 @@ class WaveCollate:
             lengths=lengths,
             sample_rate=int(sample_rate or self.sample_rate or 0),
             keys=[it.key for it in items],
-            labels=_collate_labels([it.label for it in items]),
+            labels=collate_labels([it.label for it in items]),
             meta=[it.meta for it in items],
             skipped=skipped,
+            skipped_keys=skipped_keys,
         )
 
     #: Whether the padded audio goes in shared memory when made in a DataLoader worker (it is
@@ -456,9 +529,12 @@ def apply_transform(transform: nn.Module, batch: WaveBatch | SpecBatch) -> SpecB
             lengths=torch.zeros(0, dtype=torch.long),
             sample_rate=batch.sample_rate,
             skipped=dict(batch.skipped),
+            skipped_keys=dict(batch.skipped_keys),
         )
     out = apply_to_batch(transform, batch)
-    return dataclasses.replace(out, skipped=dict(batch.skipped))
+    return dataclasses.replace(
+        out, skipped=dict(batch.skipped), skipped_keys=dict(batch.skipped_keys)
+    )
 
 
 class BatchTransform:

@@ -19,11 +19,21 @@ batches are ``SpecBatch`` es); without one it is a ``WaveCollate`` (run the tran
 with :class:`~nnaudio_data.pipeline.device.DeviceStage`).
 
 Unkeyed items get their index in the source as key (``"17"``), so keys are unique.
+
+Hugging Face ``datasets`` (see :mod:`~nnaudio_data.pipeline.hf`): a ``datasets.Dataset`` is a
+map-style source (``AudioDataset(ds, label_key="label")``; split it across DDP ranks with
+``split_dataset_by_node`` or a rank-aware sampler); a streaming ``datasets.IterableDataset`` is an
+iterable source, which ``AudioIterableDataset`` splits by rank with
+``datasets.distributed.split_dataset_by_node`` (unless it was split already) and leaves the split
+by worker to ``datasets`` itself (by shard: give it at least as many shards as workers, or
+the extra workers get none), so every row is read once. Such rows without a key or a path get
+``"rank<r>-worker<w>-<i>"``.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -31,10 +41,11 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, IterableDataset
 
+from nnaudio_data._checks import check_non_negative_int, check_positive_int
 from nnaudio_data.pipeline.collate import SpecCollate, WaveCollate
 from nnaudio_data.pipeline.policy import FaultPolicy, Skipped
 
-__all__ = ["AudioDataset", "AudioIterableDataset", "worker_info"]
+__all__ = ["AudioDataset", "AudioIterableDataset", "is_hf_iterable", "worker_info"]
 
 
 def worker_info() -> tuple[int, int, int, int]:
@@ -54,7 +65,35 @@ def worker_info() -> tuple[int, int, int, int]:
     return rank, world, worker, workers
 
 
-def _make_collate(transform: nn.Module | None, kwargs: dict[str, Any]) -> WaveCollate:
+def rank_and_world(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
+    """``(rank, world_size)``: the ones given, else :func:`worker_info`'s; a ``ValueError``
+    naming them unless ``0 <= rank < world_size``."""
+    default_rank, default_world, _, _ = worker_info()
+    world = check_positive_int("world_size", default_world if world_size is None else world_size)
+    rank = check_non_negative_int("rank", default_rank if rank is None else rank)
+    if rank >= world:
+        raise ValueError(f"rank must be < world_size={world}, got {rank}")
+    return rank, world
+
+
+def is_hf_iterable(source: Any) -> bool:
+    """Whether ``source`` is a Hugging Face ``datasets.IterableDataset`` (without importing
+    ``datasets``: a source of that type means it is imported already)."""
+    module = sys.modules.get("datasets")
+    return module is not None and isinstance(source, module.IterableDataset)
+
+
+def _hf_rank_share(source: Any, rank: int, world: int) -> Any:
+    """This rank's share of a streaming Hugging Face dataset (itself when already split)."""
+    if world == 1 or getattr(source, "_distributed", None) is not None:
+        return source
+    from datasets.distributed import split_dataset_by_node
+
+    return split_dataset_by_node(source, rank=rank, world_size=world)
+
+
+def make_collate(transform: nn.Module | None, kwargs: dict[str, Any]) -> WaveCollate:
+    """``WaveCollate(**kwargs)``, or ``SpecCollate(transform, **kwargs)`` with a transform."""
     return WaveCollate(**kwargs) if transform is None else SpecCollate(transform, **kwargs)
 
 
@@ -88,7 +127,7 @@ class AudioDataset(Dataset[Any]):
                 "use AudioIterableDataset for iterables"
             )
         self.source = source
-        self.collate = _make_collate(transform, {"policy": policy, **collate_kwargs})
+        self.collate = make_collate(transform, {"policy": policy, **collate_kwargs})
 
     def __len__(self) -> int:
         return len(self.source)
@@ -126,7 +165,7 @@ class AudioIterableDataset(IterableDataset[Any]):
         if not isinstance(source, Iterable):
             raise ValueError(f"source must be iterable, got {type(source).__name__}")
         self.source = source
-        self.collate = _make_collate(transform, {"policy": policy, **collate_kwargs})
+        self.collate = make_collate(transform, {"policy": policy, **collate_kwargs})
 
         self._next = 0  # the source index after the last item this consumer yielded
         self._resume_at = 0
@@ -141,13 +180,30 @@ class AudioIterableDataset(IterableDataset[Any]):
 
     def __iter__(self) -> Iterator[dict[str, Any] | Skipped]:
         rank, world, worker, workers = worker_info()
-        consumers, me = world * workers, rank * workers + worker
         start, self._resume_at = self._resume_at, 0
         self._next = start
+        if is_hf_iterable(self.source):
+            yield from self._iter_hf(start, rank, world, worker)
+            return
+        consumers, me = world * workers, rank * workers + worker
         for index, item in enumerate(self.source):
             if index >= start and index % consumers == me:
                 self._next = index + 1
                 yield self.collate.prepare(item, index)
+
+    def _iter_hf(
+        self, start: int, rank: int, world: int, worker: int
+    ) -> Iterator[dict[str, Any] | Skipped]:
+        """A streaming Hugging Face dataset: split by rank here, by worker inside ``datasets``
+        (indices count this consumer's rows)."""
+        for index, row in enumerate(_hf_rank_share(self.source, rank, world)):
+            if index < start:
+                continue
+            self._next = index + 1
+            out = self.collate.prepare(row, index)
+            if isinstance(out, dict) and out["key"] == str(index):  # no key, no path
+                out["key"] = f"rank{rank}-worker{worker}-{index}"
+            yield out
 
     def __repr__(self) -> str:
         return f"AudioIterableDataset(collate={self.collate!r})"

@@ -39,6 +39,18 @@ def _module_device(module: nn.Module | None) -> torch.device | None:
     return None
 
 
+def _checked(loader: Iterable[Any]) -> Iterator[Batch]:
+    """The loader's batches, a ``ValueError`` naming the type of anything else."""
+    for batch in loader:
+        if not isinstance(batch, WaveBatch | SpecBatch):
+            raise ValueError(
+                f"DeviceStage needs WaveBatch or SpecBatch batches, the loader gave a "
+                f"{type(batch).__name__}; give the DataLoader collate_fn=WaveCollate(...) (or a "
+                "dataset wrapper's ds.collate)"
+            )
+        yield batch
+
+
 class DeviceStage:
     """Wrap any iterable of batches: move each to ``device`` and apply ``transform`` there.
 
@@ -56,6 +68,11 @@ class DeviceStage:
 
     Yields:
         the batches on ``device`` (``SpecBatch`` when the transform makes a spectrogram).
+
+    Raises:
+        ValueError: ``device`` is CUDA and this torch has no CUDA device; a batch the loader
+            yields is not a ``WaveBatch`` / ``SpecBatch`` (e.g. a list: the loader lacks
+            ``collate_fn=WaveCollate(...)``).
     """
 
     def __init__(
@@ -70,7 +87,15 @@ class DeviceStage:
             raise ValueError(f"transform must be an nn.Module or None, got {type(transform)!r}")
         if device is None:
             device = _module_device(transform) or torch.device("cpu")
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(f"device must name a torch device, got {device!r}") from error
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r}: this torch has no CUDA device (torch.cuda.is_available() "
+                f"is False; torch {torch.__version__}); use device='cpu'"
+            )
         self.loader = loader
         self.transform = None if transform is None else transform.to(self.device)
         self.non_blocking = bool(non_blocking)
@@ -93,7 +118,7 @@ class DeviceStage:
         return apply_transform(self.transform, batch)
 
     def __iter__(self) -> Iterator[Batch]:
-        batches = self.counter.wrap(self.loader)
+        batches = self.counter.wrap(_checked(self.loader))
         if self.device.type == "cuda":
             yield from self._cuda(batches)
             return

@@ -31,6 +31,7 @@ refuses ``world_size > 1``).
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -43,7 +44,7 @@ from nnaudio_data.pipeline.collate import SpecCollate, WaveCollate
 from nnaudio_data.pipeline.datasets import worker_info
 from nnaudio_data.pipeline.policy import FaultPolicy, Skipped, flush_skips
 
-__all__ = ["AudioHandler", "audio_pipeline", "split_shards"]
+__all__ = ["AudioHandler", "EpochShuffle", "audio_pipeline", "split_shards"]
 
 logger = logging.getLogger("nnaudio_data.pipeline")
 
@@ -113,6 +114,48 @@ def split_shards(shards: Iterable[Any]) -> Iterator[Any]:
     yield from items[rank * workers + worker :: consumers]
 
 
+class EpochShuffle:
+    """Seeded shard and sample shuffling that changes every epoch (the stages of
+    :func:`audio_pipeline` with ``shuffle > 0``; picklable).
+
+    Epoch ``e`` shuffles the shard list with ``(seed, e)`` - the same order on every rank and
+    worker, before :func:`split_shards` shares it out - and each consumer's samples in a buffer of
+    ``bufsize`` with ``(seed, e, rank, worker)``. The epoch counts up by one each time the shards
+    are iterated in a process; DataLoader worker processes iterate a copy, so with
+    ``num_workers > 0`` (and no ``persistent_workers``) call ``set_epoch(e)`` before each epoch,
+    as with ``DistributedSampler``.
+    """
+
+    def __init__(self, seed: int, bufsize: int) -> None:
+        self.seed = int(seed)
+        self.bufsize = check_positive_int("bufsize", bufsize)
+        self.epoch = 0
+        self._current = 0  # the epoch being iterated
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = check_non_negative_int("epoch", epoch)
+
+    def shards(self, shards: Iterable[Any]) -> Iterator[Any]:
+        items = list(shards)
+        self._current, self.epoch = self.epoch, self.epoch + 1
+        random.Random(f"shards-{self.seed}-{self._current}").shuffle(items)
+        yield from items
+
+    def samples(self, samples: Iterable[Any]) -> Iterator[Any]:
+        import webdataset as wds
+
+        rng = random.Random()
+        rank, _, worker, _ = worker_info()
+
+        def seeded() -> Iterator[Any]:  # seeds once the shard stage has started this epoch
+            for n, sample in enumerate(samples):
+                if n == 0:
+                    rng.seed(f"samples-{self.seed}-{self._current}-{rank}-{worker}")
+                yield sample
+
+        yield from wds.shuffle(self.bufsize, initial=min(self.bufsize, 100), rng=rng)(seeded())
+
+
 def audio_pipeline(
     urls: str | Sequence[str],
     *,
@@ -122,6 +165,8 @@ def audio_pipeline(
     shuffle: int = 0,
     seed: int = 0,
     partial: bool = True,
+    split: bool = True,
+    collate: Any = None,
     **collate_kwargs: Any,
 ) -> Any:
     """A ``webdataset.DataPipeline``: shards split by rank and worker -> samples -> decoded audio
@@ -132,9 +177,16 @@ def audio_pipeline(
         batch_size: samples per batch.
         transform: run on each batch inside the worker (CPU only); ``None``: ``WaveBatch`` es.
         policy: the fault policy for decoding, collating and reading the tar stream.
-        shuffle: size of the sample shuffle buffer (0: no shuffling).
-        seed: seed of the shard and sample shuffling (``shuffle > 0``).
+        shuffle: size of the sample shuffle buffer (0: no shuffling of shards or samples).
+        seed: seed of the shard and sample shuffling (``shuffle > 0``), which differs every
+            epoch (:class:`EpochShuffle`; with worker processes call ``pipeline.set_epoch(e)``
+            before each epoch).
         partial: keep the last, smaller batch.
+        split: split the shards by rank and worker (:func:`split_shards`); ``False``: read every
+            shard here (e.g. one shard per call).
+        collate: a collate function that decodes its own fields, used instead of the audio
+            decoding and ``WaveCollate`` / ``SpecCollate`` (e.g.
+            :class:`nnaudio_data.extract.FeatureCollate` for extracted features).
         **collate_kwargs: as :class:`~nnaudio_data.pipeline.collate.WaveCollate`
             (``sample_rate``, ``resample``, ``mono``, ``label_key``...).
 
@@ -145,16 +197,30 @@ def audio_pipeline(
     batch_size = check_positive_int("batch_size", batch_size)
     shuffle = check_non_negative_int("shuffle", shuffle)
     fault = FaultPolicy.of(policy)
-    collate: WaveCollate = (
-        WaveCollate(policy=fault, **collate_kwargs)
-        if transform is None
-        else SpecCollate(transform, policy=fault, **collate_kwargs)
-    )
-    stages: list[Any] = [wds.SimpleShardList(urls), split_shards]
+    decode = collate is None
+    if collate is None:
+        collate = (
+            WaveCollate(policy=fault, **collate_kwargs)
+            if transform is None
+            else SpecCollate(transform, policy=fault, **collate_kwargs)
+        )
+    shuffler = EpochShuffle(seed, shuffle) if shuffle else None
+    stages: list[Any] = [wds.SimpleShardList(urls)]
+    if shuffler is not None:
+        stages.append(shuffler.shards)
+    if split:
+        stages.append(split_shards)
     stages.append(wds.tarfile_to_samples(handler=fault))
-    if shuffle:
-        stages.append(wds.shuffle(shuffle, seed=seed))
-    stages.append(wds.decode(AudioHandler(fault), handler=fault))
+    if shuffler is not None:
+        stages.append(shuffler.samples)
+    if decode:
+        stages.append(wds.decode(AudioHandler(fault), handler=fault))
     stages.append(wds.batched(batch_size, collation_fn=collate, partial=partial))
     stages.append(flush_skips)
-    return wds.DataPipeline(*stages)
+    pipeline = wds.DataPipeline(*stages)
+    pipeline.set_epoch = shuffler.set_epoch if shuffler is not None else _no_epoch
+    return pipeline
+
+
+def _no_epoch(epoch: int) -> None:
+    """``set_epoch`` of an unshuffled pipeline: nothing depends on the epoch."""

@@ -2,10 +2,13 @@
 (opt-in) measured once per FFT size, dtype and thread count and remembered, as
 ``torch.backends.cudnn.benchmark`` does.
 
-Derived: a block's windowed frames fill one core's L2 cache (the block's spectrum, as large again,
-spills into the L3). On a 2-core AVX-512 EPYC VM with 1 MiB of L2 per core (n_fft 2048, float32:
-128 frames) one thread took 23-28 ms for 16 x 4 s at 22.05 kHz with blocks of 128 or 256 frames,
-24-33 ms with 64, 36-41 ms with 1024 and 96-112 ms for the whole batch in one block. Measured:
+Derived: a block's windowed frames fill two L2 caches (its spectrum, as large again, is in the
+L3; fewer, larger blocks also spend less on the per-operation cost, some 12 torch calls a block).
+On a 2-core AVX-512 EPYC VM with 1 MiB of L2 per core (n_fft 2048, float32: 256 frames), 16 x 4 s
+at 22.05 kHz took 11.5 ms on one thread with blocks of 256 frames, 13.7 with 128, 14.7 with 384,
+15.6 with 512, 19-20 with 768-1024 (and 96-112 ms under load for the whole batch in one block);
+on two workers 9.2 ms with 256, 10.3 with 128, 11.5 with 384; at 44.1 kHz 256-512 frames were
+best (one thread 26-27 ms, two 20-21 ms). Measured:
 the candidates 1/4x to 4x of the derived size are timed on a synthetic batch the first time a key
 is seen (tens of milliseconds) and the fastest is kept for the process. Either way the block size
 changes only the speed: each frame's FFT and reduction do not depend on the block it is in.
@@ -69,9 +72,9 @@ def parse_size(text: str) -> int:
 
 
 def derived_frames(n_fft: int, itemsize: int) -> int:
-    """Frames whose windowed samples fill one L2 cache, within 4 and 1024."""
+    """Frames whose windowed samples fill two L2 caches, within 4 and 1024."""
     l2, _ = cache_sizes()
-    return min(_MAX_FRAMES, max(_MIN_FRAMES, l2 // (n_fft * itemsize)))
+    return min(_MAX_FRAMES, max(_MIN_FRAMES, 2 * l2 // (n_fft * itemsize)))
 
 
 def block_frames(n_fft: int, dtype: torch.dtype, threads: int) -> int:

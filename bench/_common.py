@@ -13,7 +13,14 @@ How a fair side-by-side timing is taken on a small shared machine (see ``../shar
 - :func:`markdown_table` formats rows for the README's Performance section.
 - :func:`machine_details` names the CPU model, vector ISA, caches, threads and load, to print
   beside a table.
+- :func:`peak_memory`: peak temporary memory of one call (torch's allocator or tracemalloc).
 - :func:`make_batch` makes a deterministic ``(batch, n)`` float32 batch (sweep + tones + noise).
+- :data:`SCENARIOS` and :func:`time_scenario`: the conditions a ratio depends on more than on most
+  code changes (``../shared/PERF_NOTES.md``), each named and measured on its own:
+  (a) a DataLoader worker's loop (1 thread, 16 WAV files decoded between calls), (b) the main
+  process after a pause (2 threads asleep), (c) back to back (2 threads, each call repeated at
+  once), (d) the allocator tuned so that no call page-faults (as (c)). :func:`scenario_process`
+  runs one scenario in a fresh process (its own allocator state and threads).
 
 Run the scripts from the repository root as modules, e.g. ``python -m bench.bench_fourier``, so
 that ``from bench._common import ...`` resolves.
@@ -29,25 +36,33 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch.profiler import profile
 
 __all__ = [
+    "SCENARIOS",
     "Case",
     "Timing",
     "machine_details",
     "machine_line",
     "make_batch",
     "markdown_table",
+    "peak_memory",
+    "scenario_process",
     "set_threads",
     "time_cases",
+    "time_scenario",
 ]
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -211,3 +226,105 @@ def make_batch(batch: int, seconds: float, sr: int, seed: int = 0) -> np.ndarray
         tones = np.sin(2 * np.pi * (220.0 + 30 * i) * t) + 0.5 * np.sin(2 * np.pi * 1250.0 * t)
         rows.append(0.4 * sweep + 0.2 * tones + 0.05 * rng.standard_normal(n))
     return np.stack(rows).astype(np.float32)
+
+
+#: scenario -> (threads, description); see :func:`time_scenario`
+SCENARIOS: dict[str, tuple[int, str]] = {
+    "a": (1, "(a) worker loop: 1 thread, 16 WAV files decoded before each call"),
+    "b": (2, "(b) main process: 2 threads, 0.2 s pause before each call (threads asleep)"),
+    "c": (2, "(c) back to back: 2 threads, each call repeated 4 times at once"),
+    "d": (2, "(d) allocator tuned (glibc mmap / trim thresholds 1 GiB: no page faults), as (c)"),
+}
+
+
+def _wav_decoder(n: int = 16, seconds: float = 4.0, sr: int = 22050) -> Callable[[], object]:
+    """Decode ``n`` in-memory 16-bit WAV files (a worker's work between two transforms)."""
+    import io
+
+    import soundfile as sf
+
+    blobs = []
+    for row in make_batch(n, seconds, sr, seed=1):
+        buf = io.BytesIO()
+        sf.write(buf, row, sr, format="WAV", subtype="PCM_16")
+        blobs.append(buf.getvalue())
+
+    def decode() -> object:
+        return [sf.read(io.BytesIO(b), dtype="float32")[0] for b in blobs]
+
+    return decode
+
+
+def tune_allocator() -> None:
+    """glibc: serve every block from the heap and never trim it (no page faults after the first
+    call), as ``MALLOC_MMAP_THRESHOLD_=1000000000`` does; no-op elsewhere."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 1 << 30)
+    libc.mallopt(m_trim_threshold, 1 << 30)
+
+
+def time_scenario(
+    cases: Sequence[Case], scenario: str, *, rounds: int = 10, warmup: int = 2
+) -> dict[str, Timing]:
+    """Time ``cases`` interleaved, round after round, under ``scenario`` (see :data:`SCENARIOS`;
+    the caller has set its threads and, for ``'d'``, :func:`tune_allocator`). (a) decodes 16 WAV
+    files before each call; (b) sleeps 0.2 s before each call; (c) and (d) call each case 4 times
+    in a row (each call one sample)."""
+    if scenario == "a":
+        decode = _wav_decoder()
+        out = {c.name: Timing() for c in cases}
+        for r in range(warmup + rounds):
+            for c in cases:
+                decode()
+                t0 = time.perf_counter()
+                c.fn()
+                if r >= warmup:
+                    out[c.name].samples_ms.append((time.perf_counter() - t0) * 1e3)
+        return out
+    if scenario == "b":
+        return time_cases(cases, rounds=rounds, warmup=warmup, pause=0.2)
+    out = {c.name: Timing() for c in cases}
+    for r in range(warmup + rounds):
+        for c in cases:
+            for _ in range(4):
+                t0 = time.perf_counter()
+                c.fn()
+                if r >= warmup:
+                    out[c.name].samples_ms.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def scenario_process(module: str, scenario: str, argv: Sequence[str]) -> int:
+    """Run ``python -m module --scenario scenario *argv`` in a fresh process (its own allocator
+    state, thread pools and caches); returns its exit status. Its output goes to ours."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", module, "--scenario", scenario, *argv]
+    return subprocess.call(cmd)
+
+
+def peak_memory(fn: Callable[[np.ndarray], object], x: np.ndarray, torch_case: bool) -> float:
+    """Peak temporary memory of one call in MiB: the torch CPU allocator's running total from the
+    profiler for torch cases, ``tracemalloc``'s peak (numpy allocations) for librosa."""
+    if not torch_case:
+        tracemalloc.start()
+        fn(x)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak / 2**20
+    with profile(profile_memory=True) as prof:
+        fn(x)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "trace.json")
+        prof.export_chrome_trace(path)
+        with open(path) as f:
+            events = json.load(f)["traceEvents"]
+    totals = [e["args"]["Total Allocated"] for e in events if e.get("name") == "[memory]"]
+    return (max(totals) - totals[0]) / 2**20 if totals else 0.0

@@ -17,12 +17,8 @@ shared machine disturb far less than wall time on two.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 import time
-import tracemalloc
 import warnings
 from collections.abc import Callable
 
@@ -32,6 +28,7 @@ from bench._common import (
     machine_line,
     make_batch,
     markdown_table,
+    peak_memory,
     set_threads,
     time_cases,
 )
@@ -43,9 +40,9 @@ set_threads(THREADS)
 import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torch.profiler import profile  # noqa: E402
 
 from nnaudio_data.features.cqt import CQT1992v2, CQT2010v2  # noqa: E402
+from nnaudio_data.functional._folded import memo_plans  # noqa: E402
 
 BATCH, SECONDS, N_BINS, FMIN, HOP = 16, 4.0, 84, 32.7, 512
 
@@ -94,32 +91,14 @@ def _kernel_bytes(fn: Callable[[np.ndarray], object]) -> int:
     module = modules[0]
     tensors = list(module.parameters()) + list(module.buffers())
     total = sum(t.numel() * t.element_size() for t in tensors)
-    for plan in getattr(getattr(module, "_plans", None), "plans", {}).values():
+    bank = getattr(module, "_bank", None)
+    for plan in memo_plans(bank) if bank is not None else []:
         for t in vars(plan).values():
             if isinstance(t, torch.Tensor):
                 total += t.numel() * t.element_size()
         total += sum(g.kernel.numel() * g.kernel.element_size() for g in plan.groups)
+        total += sum(f.weights.numel() * f.weights.element_size() for f in plan.folds)
     return total
-
-
-def peak_memory(fn: Callable[[np.ndarray], object], x: np.ndarray, torch_case: bool) -> float:
-    """Peak temporary memory of one call in MiB: the torch CPU allocator's running total from the
-    profiler for torch cases, ``tracemalloc``'s peak (numpy allocations) for librosa."""
-    if not torch_case:
-        tracemalloc.start()
-        fn(x)
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        return peak / 2**20
-    with profile(profile_memory=True) as prof:
-        fn(x)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "trace.json")
-        prof.export_chrome_trace(path)
-        with open(path) as f:
-            events = json.load(f)["traceEvents"]
-    totals = [e["args"]["Total Allocated"] for e in events if e.get("name") == "[memory]"]
-    return (max(totals) - totals[0]) / 2**20 if totals else 0.0
 
 
 def _cpu_times(cases: list[Case], rounds: int) -> dict[str, Timing]:

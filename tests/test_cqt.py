@@ -13,7 +13,7 @@ import torch
 from conftest import make_signals, rel_err
 
 from nnaudio_data._transform import Transform
-from nnaudio_data.features.cqt import CQT, VQT, CQT1992v2, CQT2010v2
+from nnaudio_data.features.cqt import CQT, CQT1992, CQT2010, VQT, CQT1992v2, CQT2010v2, iCQT
 
 # Same kernels, same float32 convolutions as nnAudio: only summation order differs (~1e-7 seen).
 TOL_NNAUDIO = 1e-4
@@ -496,3 +496,61 @@ def test_fast_path_same_with_and_without_autograd(sig22: np.ndarray) -> None:
     tracked = m(x.clone().requires_grad_())
     assert tracked.requires_grad
     assert rel_err(tracked.detach(), plain) < 1e-5  # float32 FFTs of two libraries
+
+
+def _state(obj: object, depth: int = 2) -> object:
+    """What a forward could change: every attribute (recursively into plain objects, dicts and
+    lists, not into tensors), with tensors by identity and value."""
+    if isinstance(obj, torch.Tensor):
+        return ("tensor", id(obj), obj.detach().clone())
+    if depth == 0:
+        return ("leaf", id(obj))
+    if isinstance(obj, dict):
+        return {k: _state(v, depth - 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_state(v, depth - 1) for v in obj]
+    if hasattr(obj, "__dict__") and not isinstance(obj, type):
+        return {k: _state(v, depth - 1) for k, v in vars(obj).items()}
+    return ("value", repr(obj))
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, tuple) and a and a[0] == "tensor":
+        return isinstance(b, tuple) and a[1] == b[1] and torch.equal(a[2], b[2])
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
+    return bool(a == b)
+
+
+def _complex_cqt(n: int) -> torch.Tensor:
+    return CQT1992v2(sr=22050, fmin=110.0, n_bins=36, output_format="Complex")(torch.randn(2, n))
+
+
+@pytest.mark.parametrize(
+    ("make", "data"),
+    [
+        (lambda: CQT1992v2(sr=22050, n_bins=48), lambda n: torch.randn(2, n)),
+        (lambda: CQT1992v2(sr=22050, n_bins=48, backend="conv"), lambda n: torch.randn(2, n)),
+        (lambda: CQT2010v2(sr=22050, n_bins=48), lambda n: torch.randn(2, n)),
+        (lambda: VQT(sr=22050, n_bins=48, gamma=5.0), lambda n: torch.randn(2, n)),
+        (lambda: CQT1992(sr=22050, fmin=110.0, n_bins=36), lambda n: torch.randn(2, n)),
+        (lambda: CQT2010(sr=22050, fmin=110.0, n_bins=36), lambda n: torch.randn(2, n)),
+        (lambda: iCQT(sr=22050, fmin=110.0, n_bins=36, n_iter=2), _complex_cqt),
+        (
+            lambda: iCQT(sr=22050, fmin=110.0, n_bins=36, n_iter=2, backend="conv"),
+            _complex_cqt,
+        ),
+    ],
+)
+def test_forward_is_pure(make: object, data: object) -> None:
+    # forward stores nothing: the folded path's plans (and the iCQT's preconditioner) live in an
+    # explicit memo keyed by value; the whole family, as tests/test_purity.py leaves it to us
+    module = make()  # type: ignore[operator]
+    before = _state(module, depth=4)
+    x = data(22050)  # type: ignore[operator]
+    first = module(x)
+    module(data(30000))  # type: ignore[operator]  # another length: another plan
+    assert _same(_state(module, depth=4), before)
+    torch.testing.assert_close(module(x), first, rtol=0, atol=0)

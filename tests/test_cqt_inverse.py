@@ -88,3 +88,37 @@ def test_config_round_trip() -> None:
     again = Transform.from_config(inv.get_config())
     c = CQT1992v2(sr=SR, fmin=110.0, n_bins=48, output_format="Complex")(torch.randn(1, 8192))
     torch.testing.assert_close(again(c), inv(c))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fft_domain_adjoint_is_the_transpose(dtype: torch.dtype) -> None:
+    # <A x, y> == <x, A^T y> for the folded-spectrum forward and its adjoint (time-domain groups
+    # and folded bins), to rounding
+    from nnaudio_data.functional._folded import adjoint_fold_plan, apply_fold_plan
+
+    cqt = CQT1992v2(sr=SR, dtype=dtype)
+    n = 20000 + cqt.kernel_width
+    plan = cqt.fold_plan(n, torch.device("cpu"), dtype)
+    assert plan.groups and plan.folds
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, n, generator=gen, dtype=dtype)
+    re, im = apply_fold_plan(x, plan)
+    a, b = (
+        torch.randn(re.shape, generator=gen, dtype=dtype),
+        torch.randn(im.shape, generator=gen, dtype=dtype),
+    )
+    lhs = float((re * a).sum() + (im * b).sum())
+    rhs = float((x * adjoint_fold_plan(a, b, plan, n)).sum())
+    assert abs(lhs - rhs) <= (1e-12 if dtype == torch.float64 else 1e-4) * abs(lhs)
+
+
+def test_fft_domain_passes_match_the_conv_kernels(inband: np.ndarray) -> None:
+    # the FFT-domain forward / adjoint pair solves the same least-squares problem as the conv
+    # kernels: the waveforms agree to the fold path's truncation (3e-5 of each wavelet's amplitude)
+    y = torch.tensor(inband[:2, :16384])
+    c = CQT1992v2(sr=SR, output_format="Complex", dtype="float64")(y)
+    fft = iCQT(sr=SR, n_iter=3, dtype="float64")
+    conv = iCQT(sr=SR, n_iter=3, dtype="float64", backend="conv")
+    assert fft.cqt.uses_fft_path and not conv.cqt.uses_fft_path
+    a, b = fft(c, y.shape[-1]), conv(c, y.shape[-1])
+    assert float((a - b).norm() / b.norm()) < 1e-4

@@ -9,6 +9,7 @@ import torch
 from conftest import rel_err
 
 from nnaudio_data.functional import _blocked as _fast
+from nnaudio_data.functional import _blocksize
 from nnaudio_data.functional._blocked import stft_fft, stft_fft_power
 from nnaudio_data.kernels.windows import get_window, pad_center
 
@@ -160,64 +161,131 @@ def test_compile_matches_eager(signals: np.ndarray) -> None:
     torch.testing.assert_close(compiled(x), f(x), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("block", [2**12, 2**14, 2**20])
-@pytest.mark.parametrize("power", [1.0, 2.0])
-def test_cache_blocks_match_torch_stft(
-    signals: np.ndarray, monkeypatch: pytest.MonkeyPatch, threads: int, block: int, power: float
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("block", [1, 16, 64, 4096])
+@pytest.mark.parametrize("power", [1.0, 2.0, 1.5])
+def test_block_choices_give_identical_results(
+    signals: np.ndarray, threads: int, block: int, power: float
 ) -> None:
-    # blocks of 16 and 64 frames (ranges within a row, the last one short) and of whole rows,
-    # with the block sizes one thread and several threads use
-    monkeypatch.setattr(_fast, "_SERIAL_BLOCK_BYTES", 4 * block)
-    monkeypatch.setattr(_fast, "_MAX_BLOCK_BYTES", 4 * block)
+    # the block size and the thread count change only the speed: blocks of one frame, 16 and
+    # 64 frames (ranges within a row, the last one short) and of whole rows, on 1-3 workers, give
+    # the same bits as each other (and torch.stft's numbers). Other powers than 1 and 2 go through
+    # pow, whose vectorised and scalar (the tail of a block) code round differently: one ulp.
     x = torch.as_tensor(np.concatenate([signals, signals[:, ::-1]]), dtype=torch.float32)
     w = torch.hann_window(256)
     ref = torch.stft(x, 256, 100, window=w, center=True, pad_mode="reflect", return_complex=True)
-    kw = dict(n_fft=256, hop_length=100, window=w, center=True, pad_mode="reflect")
+    kw = dict(n_fft=256, hop_length=100, window=w, center=True, pad_mode="reflect", power=power)
+    with torch.no_grad():
+        base = stft_fft_power(x, block=7, threads=1, **kw)  # type: ignore[arg-type]
+        mag = stft_fft_power(x, block=block, threads=threads, **kw)  # type: ignore[arg-type]
+    if power in (1.0, 2.0):
+        assert torch.equal(mag, base)
+    else:
+        torch.testing.assert_close(mag, base, rtol=2.5e-7, atol=0)
+    assert rel_err(mag, ref.abs() ** power) <= TOL32
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_complex_blocked_path_matches_torch_stft(signals: np.ndarray, threads: int) -> None:
+    x = torch.as_tensor(signals, dtype=torch.float32)
+    w = torch.hann_window(256)
+    ref = torch.stft(x, 256, 100, window=w, center=True, pad_mode="reflect", return_complex=True)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with torch.no_grad():
-            spec = stft_fft(x, **kw)  # type: ignore[arg-type]
-            mag = stft_fft_power(x, power=power, **kw)  # type: ignore[arg-type]
+            spec = stft_fft(x, n_fft=256, hop_length=100, window=w, center=True, pad_mode="reflect")
     finally:
         torch.set_num_threads(before)
     assert rel_err(spec, ref) <= TOL32
-    assert rel_err(mag, ref.abs() ** power) <= TOL32
+
+
+def test_workers_keep_the_callers_thread_count_and_modes(signals: np.ndarray) -> None:
+    # the pool's threads run torch on one thread each; the caller's setting is left as it was,
+    # and inference mode reaches the workers (they write into the caller's inference tensors)
+    x = torch.as_tensor(signals, dtype=torch.float32)
+    w = torch.hann_window(256)
+    kw = dict(n_fft=256, hop_length=64, window=w, center=True, pad_mode="reflect", power=1.0)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.inference_mode():
+            mag = stft_fft_power(x, block=4, **kw)  # type: ignore[arg-type]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    with torch.no_grad():
+        assert torch.equal(mag, stft_fft_power(x, block=4, threads=1, **kw))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
-    ("rows", "frames", "n_fft", "itemsize", "threads", "expected"),
+    ("rows", "frames", "max_frames", "expected"),
     [
-        # 16 x 4 s at 22.05 kHz, n_fft 2048, float32: 4 blocks of 4 rows (5 rows fit in 8 MiB;
-        # 4 equal blocks rather than 5 + 5 + 5 + 1) with 2 threads ...
-        (16, 173, 2048, 4, 2, [(4, 173)] * 4),
-        # ... 16 blocks of one row (256 frames, 2 MiB at most) with one thread
-        (16, 173, 2048, 4, 1, [(1, 173)] * 16),
-        # float64: 8 blocks of 2 rows
-        (16, 173, 2048, 8, 2, [(2, 173)] * 8),
-        # 44.1 kHz: 8 blocks of 2 rows
-        (16, 345, 2048, 4, 2, [(2, 345)] * 8),
+        # 16 x 4 s at 22.05 kHz in blocks of at most 512 frames: 2 rows fit, 8 blocks of 2
+        (16, 173, 512, [(2, 173)] * 8),
+        # 4 equal blocks rather than 5 + 5 + 5 + 1
+        (16, 173, 865, [(4, 173)] * 4),
+        # a row longer than a block: each row in equal frame ranges (173 = 87 + 86)
+        (2, 173, 128, [(1, 87), (1, 86), (1, 87), (1, 86)]),
         # one long row: 1500 frames in 2 equal ranges of 750 (1024 fit)
-        (1, 1500, 2048, 4, 2, [(1, 750)] * 2),
+        (1, 1500, 1024, [(1, 750)] * 2),
     ],
 )
 def test_block_sizes(
-    rows: int,
-    frames: int,
-    n_fft: int,
-    itemsize: int,
-    threads: int,
-    expected: list[tuple[int, int]],
+    rows: int, frames: int, max_frames: int, expected: list[tuple[int, int]]
 ) -> None:
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        blocks = list(_fast._blocks(rows, frames, n_fft, itemsize))
-    finally:
-        torch.set_num_threads(before)
+    blocks = list(_fast._blocks(rows, frames, max_frames))
     sizes = [(len(range(rows)[rs]), len(range(frames)[fs])) for rs, fs in blocks]
     assert sizes == expected
+    # every frame of every row exactly once
+    cover = torch.zeros(rows, frames, dtype=torch.int64)
+    for rs, fs in blocks:
+        cover[rs, fs] += 1
+    assert bool((cover == 1).all())
+
+
+def test_derived_block_size_follows_the_l2_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a block's windowed frames fill two L2s: 512 KiB -> 128 frames of 2048 float32, 1 MiB -> 256
+    for l2, frames in [(512 << 10, 128), (1 << 20, 256), (2 << 20, 512)]:
+        monkeypatch.setattr(_blocksize, "cache_sizes", lambda l2=l2: (l2, 32 << 20))
+        assert _blocksize.derived_frames(2048, 4) == frames
+        assert _blocksize.derived_frames(2048, 8) == frames // 2
+    assert _blocksize.parse_size("1024K") == 1 << 20
+    assert _blocksize.parse_size("32M") == 32 << 20
+
+
+def test_tuner_measures_once_per_fft_size_dtype_and_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[int, torch.dtype, int]] = []
+
+    def measure(n_fft: int, dtype: torch.dtype, derived: int) -> int:
+        calls.append((n_fft, dtype, derived))
+        return 8 + len(calls)
+
+    monkeypatch.setattr(_blocksize, "_TUNED", {})
+    monkeypatch.setattr(_blocksize, "_measure", measure)
+    _blocksize.set_autotune(True)
+    try:
+        first = _blocksize.block_frames(256, torch.float32, 1)
+        assert _blocksize.block_frames(256, torch.float32, 1) == first  # remembered
+        keys = [(512, torch.float32, 1), (256, torch.float64, 1), (256, torch.float32, 2)]
+        choices = {_blocksize.block_frames(*k) for k in keys}
+        assert len(calls) == 4 and len(choices | {first}) == 4  # each key measured once
+    finally:
+        _blocksize.set_autotune(False)
+
+
+def test_tuner_picks_a_candidate_and_keeps_the_numbers(signals: np.ndarray) -> None:
+    choice = _blocksize._measure(256, torch.float32, 16)
+    assert choice in {4, 8, 16, 32, 64}
+    x = torch.as_tensor(signals, dtype=torch.float32)
+    w = torch.hann_window(256)
+    kw = dict(n_fft=256, hop_length=64, window=w, center=True, pad_mode="reflect", power=2.0)
+    with torch.no_grad():
+        a = stft_fft_power(x, block=choice, **kw)  # type: ignore[arg-type]
+        b = stft_fft_power(x, block=16, **kw)  # type: ignore[arg-type]
+    assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("power", [1.0, 2.0, 1.5])
@@ -260,3 +328,30 @@ def test_edge_frames_without_padded_copy(pad_mode: str, n_fft: int, hop: int) ->
             mag = stft_fft_power(x, power=2.0, **kw)  # type: ignore[arg-type]
         assert mag.shape == ref.shape, n
         assert rel_err(mag, ref.abs() ** 2) <= TOL64, n
+
+
+def test_pool_workers_run_torch_on_one_thread_and_nest() -> None:
+    # each worker runs torch on one thread (else every operation would be an OpenMP region
+    # again); a nested call runs inside its worker (no deadlock on a pool of one), and the
+    # caller's thread count is left as it was
+    from nnaudio_data.functional._pool import run_shared
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen: list[tuple[str, int]] = []
+
+    def inner(items: object) -> None:
+        seen.extend(("inner", torch.get_num_threads()) for _ in items)  # type: ignore[attr-defined]
+
+    def outer(items: object) -> None:
+        for _ in items:  # type: ignore[attr-defined]
+            seen.append(("outer", torch.get_num_threads()))
+            run_shared(range(3), inner, 2)
+
+    try:
+        run_shared(range(4), outer, 2)
+        run_shared(range(2), outer, 1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert len(seen) == 6 * 4 and {n for _, n in seen} == {1}

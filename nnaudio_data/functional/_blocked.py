@@ -4,42 +4,33 @@ A frozen ``STFT`` / ``MelSpectrogram`` computes the same numbers as its conv ker
 FFT per windowed frame. These functions are pure (no module state) and differentiable with respect
 to the input; they run on any device and under ``torch.compile``.
 
-Speed (CPU, no gradient, eager): the frames are processed in blocks (2 MiB on one thread, the
-fewest of at most 8 MiB on several; see the measurements below), each block windowed into one
-reused workspace, transformed, and reduced to magnitude / power straight into one preallocated
-output. This avoids what makes ``torch.stft(...).abs()`` slow: large fresh temporaries (glibc hands
-blocks over 32 MiB back to the OS, so every call page-faults them in again), a pass through memory
-per step, and the slow complex ``abs`` (here ``sqrt(re^2 + im^2)`` on the real view, and no
-square root at all for a power spectrogram). Where a gradient is needed, on GPUs and under
-``torch.compile`` the same numbers come from one whole-batch expression.
+Speed (CPU, no gradient, eager): the frames are processed in blocks sized from the machine's
+caches (:mod:`nnaudio_data.functional._blocksize`), shared out to single-threaded workers (one
+wake-up per thread and call instead of a parallel region per operation:
+:mod:`nnaudio_data.functional._pool`); each block is windowed into a reused workspace, transformed
+into a second one, and reduced to magnitude / power straight into the preallocated output. This
+avoids what makes ``torch.stft(...).abs()`` slow: large fresh temporaries (glibc hands large blocks
+back to the OS, so every call page-faults them in again), a pass through memory per step, and the
+slow complex ``abs``. The reduction is three vectorised passes over cache-resident data: the
+spectrum squared in place (contiguous), the strided sum of its real and imaginary parts into the
+output, and for a magnitude the square root in place (a block of 64 frames at n_fft 2048 on one
+AVX-512 core: 40 + 28 us, where ``re * re`` then ``addcmul`` on the strided views took 85 + 28 us,
+the complex ``abs`` 245 us, ``hypot`` 221 us and ``vector_norm`` 307 us). Where a gradient is
+needed, on GPUs and under ``torch.compile`` the same numbers come from one whole-batch expression.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
+from nnaudio_data.functional._blocksize import block_frames
+from nnaudio_data.functional._pool import run_shared
 from nnaudio_data.functional.amplitude import power_spectrum
 from nnaudio_data.functional.framing import center_pad, frame
 
 __all__ = ["stft_fft", "stft_fft_power"]
-
-# Bytes of windowed frames per block. Measured on a 2-core AVX-512 VM, 16 x 4 s, n_fft 2048:
-# - 1 thread, CPU time: blocks of 64 to 512 frames took 15-17 ms at 22.05 kHz and 30-33 ms at
-#   44.1 kHz, 2048-frame blocks 18-20 / 45-59 ms, the whole batch at once 21-25 / 70 ms,
-#   torch.stft(...).abs() 57 / 121 ms. One thread (e.g. in DataLoader workers) takes blocks of
-#   2 MiB (256 frames at n_fft 2048).
-# - 2 threads, wall time against torch.stft(...).abs() interleaved: at a load average of 2.5,
-#   blocks of 2-8 MiB took 0.3-0.45x at 22.05 kHz (best 9.5-12 ms), 24 MiB (the whole batch)
-#   0.6-0.75x (best 22 ms): the cache matters. But each block is a few multi-threaded ops, and on a
-#   loaded machine every parallel region waits for a descheduled thread (about 11 ms each at a load
-#   average of 4-6, a 16 x 2048 rfft included): there 8 blocks per batch took 1.4-1.9x
-#   torch.stft's time, 4 blocks 0.9-1.3x, 2 blocks 0.54-0.84x. Several threads take the fewest
-#   blocks of at most 8 MiB (4 at 22.05 kHz, 8 at 44.1 kHz), a compromise between the two. Blocks
-#   and their spectra stay under glibc's 32 MiB mmap threshold, so they cause no page faults.
-_SERIAL_BLOCK_BYTES = 2 * 2**20
-_MAX_BLOCK_BYTES = 8 * 2**20
 
 
 def _blocked(x: torch.Tensor, window: torch.Tensor) -> bool:
@@ -49,13 +40,11 @@ def _blocked(x: torch.Tensor, window: torch.Tensor) -> bool:
     return not (torch.is_grad_enabled() and (x.requires_grad or window.requires_grad))
 
 
-def _blocks(rows: int, frames: int, n_fft: int, itemsize: int) -> Iterator[tuple[slice, slice]]:
-    """``(row slice, frame slice)`` pairs covering ``rows x frames`` in the fewest blocks within
-    the size limit above, as equal as possible: groups of whole rows when a row fits, otherwise
+def _blocks(rows: int, frames: int, max_frames: int) -> Iterator[tuple[slice, slice]]:
+    """``(row slice, frame slice)`` pairs covering ``rows x frames`` in the fewest blocks of at most
+    ``max_frames`` frames, as equal as possible: groups of whole rows when a row fits, otherwise
     frame ranges of one row. Either way an output block ``out[rs, fs]`` of a contiguous
     ``(rows, frames, F)`` is contiguous."""
-    limit = _SERIAL_BLOCK_BYTES if torch.get_num_threads() == 1 else _MAX_BLOCK_BYTES
-    max_frames = max(1, limit // (n_fft * itemsize))
     if frames <= max_frames:
         step = _even_step(rows, max_frames // frames)
         for i in range(0, rows, step):
@@ -106,32 +95,90 @@ def _frame_sources(
     return sources, n_frames
 
 
-def _windowed_blocks(
-    sources: list[tuple[int, torch.Tensor]], n_frames: int, window: torch.Tensor
-) -> Iterator[tuple[slice, slice, torch.Tensor]]:
-    """``(row slice, frame slice, windowed frames)`` for each block of :func:`_blocks`.
+#: ``reduce(spectrum, rows, frames)``: what the spectrum of block ``(rows, frames)`` becomes in
+#: the output (the spectrum's workspace is the reduction's to overwrite)
+Reduce = Callable[[torch.Tensor, slice, slice], None]
 
-    The windowed frames of every block are written into one workspace, allocated once per call:
-    a fresh temporary per block can be handed back to the OS by glibc and fault in again (at
-    44.1 kHz, 11,000 page faults per call in the benchmark process; none with the workspace)."""
+
+def _run_blocks(
+    sources: list[tuple[int, torch.Tensor]],
+    n_frames: int,
+    window: torch.Tensor,
+    reduce: Reduce,
+    *,
+    block: int | None = None,
+    threads: int | None = None,
+) -> None:
+    """For each block of :func:`_blocks`: window its frames, rfft them, and ``reduce`` the
+    spectrum ``(block rows, block frames, n_fft // 2 + 1)`` into the output.
+
+    Blocks of ``block`` frames (default :func:`~nnaudio_data.functional._blocksize.block_frames`)
+    go to ``threads`` single-threaded workers (default: torch's thread count; see
+    :mod:`nnaudio_data.functional._pool`). Each worker windows into and transforms into two
+    workspaces of its own, allocated once per call: a fresh temporary per block can be handed
+    back to the OS by glibc and fault in again. The numbers do not depend on ``block`` or
+    ``threads`` (each frame's FFT is the same whatever the batch it is in)."""
     rows, _, n_fft = sources[0][1].shape
     if rows == 0:
         return
     like = sources[0][1]
-    plan = list(_blocks(rows, n_frames, n_fft, like.element_size()))
+    threads = torch.get_num_threads() if threads is None else threads
+    if block is None:
+        block = block_frames(n_fft, like.dtype, threads)
+    plan = list(_blocks(rows, n_frames, block))
     # the first block is the largest: only the last ones are shorter
-    size = len(range(rows)[plan[0][0]]) * len(range(n_frames)[plan[0][1]]) * n_fft
-    work = torch.empty(size, dtype=like.dtype, device=like.device)
-    for rs, fs in plan:
-        a, b = fs.start, min(fs.stop, n_frames)
-        windowed = work[: len(range(rows)[rs]) * (b - a) * n_fft].view(-1, b - a, n_fft)
-        for first, frames in sources:
-            lo, hi = max(a, first), min(b, first + frames.shape[1])
-            if lo < hi:
-                torch.mul(
-                    frames[rs, lo - first : hi - first], window, out=windowed[:, lo - a : hi - a]
-                )
-        yield rs, fs, windowed
+    size = len(range(rows)[plan[0][0]]) * len(range(n_frames)[plan[0][1]])
+    half = n_fft // 2 + 1
+
+    def work(blocks: Iterator[tuple[slice, slice]]) -> None:
+        windowed_ws = torch.empty(size * n_fft, dtype=like.dtype, device=like.device)
+        spec_ws = torch.empty(size * half, dtype=_complex(like.dtype), device=like.device)
+        for rs, fs in blocks:
+            a, b = fs.start, min(fs.stop, n_frames)
+            shape = (len(range(rows)[rs]), b - a)
+            windowed = windowed_ws[: shape[0] * shape[1] * n_fft].view(*shape, n_fft)
+            for first, frames in sources:
+                lo, hi = max(a, first), min(b, first + frames.shape[1])
+                if lo < hi:
+                    torch.mul(
+                        frames[rs, lo - first : hi - first],
+                        window,
+                        out=windowed[:, lo - a : hi - a],
+                    )
+            spec = spec_ws[: shape[0] * shape[1] * half].view(*shape, half)
+            reduce(torch.fft.rfft(windowed, dim=-1, out=spec), rs, fs)
+
+    run_shared(plan, work, min(threads, len(plan)))
+
+
+def _copy_into(out: torch.Tensor) -> Reduce:
+    """``out[rows, frames] = spectrum`` for a ``(rows, frames, n_fft // 2 + 1)`` complex ``out``."""
+
+    def reduce(spec: torch.Tensor, rs: slice, fs: slice) -> None:
+        out[rs, fs] = spec
+
+    return reduce
+
+
+def _power_into(out: torch.Tensor, power: float) -> Reduce:
+    """``out[rows, :, frames] = |spectrum| ** power`` for a contiguous ``(rows, n_fft // 2 + 1,
+    frames)`` real ``out``: the spectrum squared in place (contiguous, in the cache), the sum of
+    its real and imaginary parts written transposed into ``out`` (within the cache: a whole-output
+    ``contiguous()`` afterwards took 4-7 ms at 22.05 kHz), then for ``power != 2`` the root in
+    place (128 frames at n_fft 2048, one core: 13 + 132 + 57 us, where a root in a contiguous
+    workspace and a transposed copy took 13 + 59 + 57 + 130 us)."""
+
+    def reduce(spec: torch.Tensor, rs: slice, fs: slice) -> None:
+        ri = torch.view_as_real(spec)
+        torch.mul(ri, ri, out=ri)
+        dest = out[rs, :, fs].transpose(1, 2)
+        torch.add(ri[..., 0], ri[..., 1], out=dest)
+        if power == 1.0:
+            dest.sqrt_()
+        elif power != 2.0:
+            dest.pow_(power / 2)
+
+    return reduce
 
 
 def stft_fft(
@@ -162,14 +209,11 @@ def stft_fft(
           ``(rows, frames, n_fft // 2 + 1)``, as ``torch.stft`` returns it).
     """
     window = window.to(device=x.device, dtype=x.dtype)
-    # Blocks pay for the complex result only on one thread (44.1 kHz: 44 vs 57 ms CPU); with two,
-    # the copy of each block's spectrum into the output cost more than the cache saved.
-    if _blocked(x, window) and torch.get_num_threads() == 1:
+    if _blocked(x, window):
         sources, n_frames = _frame_sources(x, n_fft, hop_length, center, pad_mode)
         shape = (x.shape[0], n_frames, n_fft // 2 + 1)
         out = torch.empty(shape, dtype=_complex(x.dtype), device=x.device)
-        for rs, fs, windowed in _windowed_blocks(sources, n_frames, window):
-            out[rs, fs] = torch.fft.rfft(windowed, dim=-1)
+        _run_blocks(sources, n_frames, window, _copy_into(out))
         return out.transpose(1, 2)
     frames = frame(x, n_fft, hop_length, center, pad_mode)
     if frames.numel() == 0:  # MKL refuses an empty batch
@@ -186,32 +230,24 @@ def stft_fft_power(
     center: bool,
     pad_mode: str,
     power: float,
+    **blocking: int,
 ) -> torch.Tensor:
     """``|STFT(x)| ** power`` (1.0: magnitude, 2.0: power spectrogram), real.
 
-    Arguments as :func:`stft_fft`, plus ``power`` (any float > 0).
+    Arguments as :func:`stft_fft`, plus ``power`` (any float > 0). ``blocking`` (``block``,
+    ``threads``) overrides the block size and thread count of the blocked path (for the tuner and
+    the tests; the numbers do not change).
 
     Shape:
         - Input: ``(rows, time)``
-        - Output: ``(rows, n_fft // 2 + 1, frames)`` real (a transposed view of a contiguous
-          ``(rows, frames, n_fft // 2 + 1)``).
+        - Output: ``(rows, n_fft // 2 + 1, frames)`` real (contiguous on the blocked path).
     """
     window = window.to(device=x.device, dtype=x.dtype)
     if _blocked(x, window):
         sources, n_frames = _frame_sources(x, n_fft, hop_length, center, pad_mode)
-        out = torch.empty(x.shape[0], n_frames, n_fft // 2 + 1, dtype=x.dtype, device=x.device)
-        for rs, fs, windowed in _windowed_blocks(sources, n_frames, window):
-            ri = torch.view_as_real(torch.fft.rfft(windowed, dim=-1))
-            o = out[rs, fs]
-            # re^2, += im^2, sqrt in place on the cached block: 0.47 ms for 4 x 173 frames on 2
-            # threads, where hypot took 0.92 ms, vector_norm 1.77 ms and the complex abs 1.55 ms
-            torch.mul(ri[..., 0], ri[..., 0], out=o)
-            o.addcmul_(ri[..., 1], ri[..., 1])
-            if power == 1.0:
-                o.sqrt_()
-            elif power != 2.0:
-                o.pow_(power / 2)
-        return out.transpose(1, 2)
+        out = torch.empty(x.shape[0], n_fft // 2 + 1, n_frames, dtype=x.dtype, device=x.device)
+        _run_blocks(sources, n_frames, window, _power_into(out, power), **blocking)
+        return out
     frames = frame(x, n_fft, hop_length, center, pad_mode)
     if frames.numel() == 0:  # MKL refuses an empty batch
         return _empty(frames, n_fft, x.dtype)

@@ -37,7 +37,9 @@ __all__ = [
     "cqt_kernels",
     "cqt_lengths",
     "cqt_q",
+    "dft_kernels",
     "n_bins_from_fmax",
+    "spectral_kernels",
 ]
 
 Q_MODES = ("nnaudio", "librosa")
@@ -206,3 +208,23 @@ def _cqt_kernels(
     kernels.setflags(write=False)
     lengths.setflags(write=False)
     return kernels, lengths
+
+
+def spectral_kernels(kernels: np.ndarray) -> np.ndarray:
+    """Brown & Puckette's spectral kernels: the wavelets' DFT over the non-negative frequencies.
+
+    Shape:
+        - Input: ``kernels`` ``(n_bins, width)`` complex (:func:`cqt_kernels`)
+        - Output: ``(n_bins, width // 2 + 1)`` complex
+    """
+    width = kernels.shape[1]
+    out: np.ndarray = np.fft.fft(kernels, axis=1)[:, : width // 2 + 1]
+    return out
+
+
+def dft_kernels(width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rectangular-window DFT kernels ``cos`` and ``sin`` of ``2 pi k n / width``, each
+    ``(width // 2 + 1, width)`` (``CQT1992``'s trainable STFT)."""
+    n = np.arange(width)
+    arg = 2 * np.pi * np.outer(np.arange(width // 2 + 1), n) / width
+    return np.cos(arg), np.sin(arg)

@@ -25,6 +25,7 @@ from nnaudio_data._shapes import flatten_waveform, row_lengths_of, unflatten
 from nnaudio_data._transform import Transform
 from nnaudio_data.features._common import check_bool, full_precision, register_kernel
 from nnaudio_data.functional.amplitude import power_spectrum
+from nnaudio_data.functional.filterbank import apply_filterbank
 from nnaudio_data.functional.framing import kaldi_frame_lengths, kaldi_frames
 from nnaudio_data.functional.level import log
 from nnaudio_data.functional.normalization import normalize
@@ -252,9 +253,7 @@ class KaldiFbank(Transform):
         frames = kaldi_frames(rows, self.win_length, self.hop_length, self.snip_edges, row_lengths)
         if self.dither:
             frames = dither(frames, self.dither, self._generator(rows))
-        # (rows, frames, bins) @ (bins, bands): one GEMM on contiguous rows, then time last
-        feats = torch.matmul(self._power(frames), self.mel_basis.t().to(frames.dtype))
-        feats = feats.transpose(1, 2)
+        feats = apply_filterbank(self._power(frames).transpose(1, 2), self.mel_basis)
         if self.use_log_fbank:
             feats = log(feats, offset=self.log_offset, floor=self.log_floor or None)
         valid = None if row_lengths is None else self.output_lengths(row_lengths)

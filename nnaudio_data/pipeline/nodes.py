@@ -354,6 +354,15 @@ class ProcessMapper(_BaseNode):
     def next(self) -> Any:
         if self._pool is None:  # the epoch has ended
             raise StopIteration
+        try:
+            return self._next()
+        except BrokenProcessPool as error:  # from a result, or from submitting to the pool
+            message = self._dead_workers(self._count)
+            self._close()
+            raise RuntimeError(message) from error
+
+    def _next(self) -> Any:
+        assert self._pool is not None
         self._fill()
         if not self._pending:
             self._close()
@@ -361,10 +370,8 @@ class ProcessMapper(_BaseNode):
         future, state, number = self._pending.popleft()
         try:
             out = future.result()
-        except BrokenProcessPool as error:
-            message = self._dead_workers(number)
-            self._close()
-            raise RuntimeError(message) from error
+        except BrokenProcessPool:
+            raise
         except BaseException:  # the item's own error (e.g. a SampleError under "raise")
             self._close()  # the loop is left: stop the workers now, not when collected
             raise

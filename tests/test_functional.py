@@ -248,3 +248,17 @@ def test_banded_filterbank_product_is_the_dense_one() -> None:
     AF.apply_filterbank(spec, fb).sum().backward()
     expected = spec.sum(-1).sum(0).expand(20, 33)
     torch.testing.assert_close(fb.grad, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("block", [4096, 300 * 2048, 2**40])
+def test_kaldi_blocks_give_the_whole_batch_numbers(
+    monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    from nnaudio_data.features import kaldi
+
+    x = torch.randn(3, 20000) * 0.2
+    fbank = KaldiFbank(num_mel_bins=40)
+    whole = fbank(x.clone().requires_grad_(True)).detach()  # the differentiable expression
+    monkeypatch.setattr(kaldi, "_BLOCK_BYTES", block)
+    with torch.no_grad():
+        torch.testing.assert_close(fbank(x), whole, rtol=0, atol=1e-5)

@@ -260,5 +260,5 @@ def test_kaldi_blocks_give_the_whole_batch_numbers(
     fbank = KaldiFbank(num_mel_bins=40)
     whole = fbank(x.clone().requires_grad_(True)).detach()  # the differentiable expression
     monkeypatch.setattr(kaldi, "_BLOCK_BYTES", block)
-    with torch.no_grad():
-        torch.testing.assert_close(fbank(x), whole, rtol=0, atol=1e-5)
+    with torch.no_grad():  # float32 FFTs of other batch shapes round differently: ~1e-5 relative
+        torch.testing.assert_close(fbank(x), whole, rtol=3e-5, atol=1e-5)

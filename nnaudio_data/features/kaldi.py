@@ -15,6 +15,7 @@ kernels ``wcos`` / ``wsin`` ``(n_fft // 2 + 1, frame_length)`` initialised to ex
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from nnaudio_data._checks import check_choice, check_float_dtype, check_positive
 from nnaudio_data._shapes import flatten_waveform, row_lengths_of, unflatten
 from nnaudio_data._transform import Transform
 from nnaudio_data.features._common import check_bool, full_precision, register_kernel
+from nnaudio_data.functional._pool import run_shared
 from nnaudio_data.functional.amplitude import power_spectrum
 from nnaudio_data.functional.filterbank import apply_filterbank
 from nnaudio_data.functional.framing import kaldi_frame_lengths, kaldi_frames
@@ -240,14 +242,22 @@ class KaldiFbank(Transform):
         rows, n_frames = frames.shape[:2]
         out = frames.new_empty(rows, n_frames, self.n_fft // 2 + 1)
         step = max(1, _BLOCK_BYTES // (self.n_fft * frames.element_size()))
-        for r in range(rows):
-            for t in range(0, n_frames, step):
+        plan = [(r, t) for r in range(rows) for t in range(0, n_frames, step)]
+
+        def work(blocks: Iterator[tuple[int, int]]) -> None:
+            for r, t in blocks:
                 block = self._condition(frames[r, t : t + step], window)
                 ri = torch.view_as_real(torch.fft.rfft(block, dim=-1))
                 o = out[r, t : t + step]
                 torch.mul(ri[..., 0], ri[..., 0], out=o)
                 o.addcmul_(ri[..., 1], ri[..., 1])
-        return out if power == 2.0 else out.sqrt_()
+                if power != 2.0:
+                    o.sqrt_()
+
+        # each thread takes whole blocks on one thread (one wake-up per thread per call, not one
+        # parallel region per operation: see nnaudio_data.functional._pool)
+        run_shared(plan, work, min(torch.get_num_threads(), len(plan)))
+        return out
 
     def _condition(self, frames: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
         return condition_frames(

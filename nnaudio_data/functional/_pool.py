@@ -1,13 +1,14 @@
-"""A pool of single-threaded torch workers, so that a blocked loop costs one wake-up per thread,
-not one parallel region per operation.
+"""Single-threaded torch workers (the caller and a pool of helpers), so that a blocked loop costs
+one wake-up per helper, not one parallel region per operation.
 
 Each torch operation on more than ~32k elements is an OpenMP parallel region, and each region ends
 when its slowest thread does: on a busy machine that is when a descheduled thread runs again, and
 after a pause it is when sleeping threads have woken. A cache-blocked loop of five operations per
-block had 20-200 regions per call. Here the caller's ``n`` threads become ``n`` pool threads (each
-with torch's intra-op threads set to 1), each taking the next block from a shared queue, so a slow
-or late thread only delays the blocks it holds (16 x 4 s, 22.05 kHz, 2 threads at a load average
-of 7 on 2 cores: 25-38 ms median against 100-260 ms with the parallel operations).
+block had 20-200 regions per call. Here the caller's ``n`` threads become the caller and ``n - 1``
+pool threads (each with torch's intra-op threads set to 1), each taking the next block from a
+shared queue, so a slow or late thread only delays the blocks it holds (16 x 4 s, 22.05 kHz, 2
+threads at a load average of 7 on 2 cores: 25-38 ms median against 100-260 ms with the parallel
+operations).
 
 The pool is per process (a forked DataLoader worker makes its own, if it uses more than one
 thread) and per thread count.
@@ -61,14 +62,18 @@ def _pool(n: int) -> ThreadPoolExecutor:
 
 
 def run_shared(items: Iterable[T], work: Callable[[Iterator[T]], None], threads: int) -> None:
-    """Call ``work(shared)`` in ``threads`` single-threaded workers, where ``shared`` hands each
-    item of ``items`` to exactly one of them (the next free worker takes the next item), and wait
-    for all. With one thread ``work`` runs in the caller if the caller runs torch on one thread
-    (else in a one-thread worker), and called from a worker (nested) it runs in that worker. The
-    workers run with the caller's grad and inference modes. Exceptions propagate."""
+    """Call ``work(shared)`` in the caller and ``threads - 1`` single-threaded helpers, where
+    ``shared`` hands each item of ``items`` to exactly one of them (the next free one takes the
+    next item), and wait for all.
+
+    The caller works too, with torch on one thread for the call (its setting is restored after,
+    as is the process default, which ``torch.set_num_threads`` also sets meanwhile): a helper that
+    is slow to wake (a busy machine's scheduler can take milliseconds) only leaves more items to
+    the caller, and one item costs no hand-off at all. Called from a worker (nested), ``work``
+    runs in that worker. The helpers run with the caller's grad and inference modes. Exceptions
+    propagate."""
     threads = max(1, threads)
-    in_worker = getattr(_LOCAL, "worker", False)
-    if in_worker or (threads == 1 and torch.get_num_threads() == 1):
+    if getattr(_LOCAL, "worker", False):
         work(iter(items))
         return
     source = iter(items)
@@ -88,6 +93,16 @@ def run_shared(items: Iterable[T], work: Callable[[Iterator[T]], None], threads:
         with torch.inference_mode(inference), torch.set_grad_enabled(grad):
             work(shared())
 
-    futures = [_pool(threads).submit(run) for _ in range(threads)]
-    for f in futures:
-        f.result()
+    futures = [_pool(threads - 1).submit(run) for _ in range(threads - 1)] if threads > 1 else []
+    before = torch.get_num_threads()
+    if before != 1:
+        torch.set_num_threads(1)
+    _LOCAL.worker = True
+    try:
+        work(shared())
+    finally:
+        _LOCAL.worker = False
+        if before != 1:
+            torch.set_num_threads(before)
+        for f in futures:
+            f.result()

@@ -256,7 +256,8 @@ def _start_worker(fn: Callable[[Any], Any], started: Any) -> None:
 
 
 def _run_in_worker(number: int, item: Any) -> Any:
-    assert _WORKER is not None
+    if _WORKER is None:
+        raise RuntimeError("ProcessMapper's worker ran without its initializer")
     fn, started = _WORKER
     started.put((os.getpid(), number))  # written at once: known even if the worker dies
     return fn(item)
@@ -339,7 +340,8 @@ class ProcessMapper(_BaseNode):
         self._loading: dict[int, int] = {}
 
     def _fill(self) -> None:
-        assert self._pool is not None
+        if self._pool is None:
+            raise RuntimeError("ProcessMapper: no pool (the epoch has ended)")
         while not self._exhausted and len(self._pending) < 2 * self.num_workers:
             try:
                 item = self.source.next()
@@ -362,7 +364,6 @@ class ProcessMapper(_BaseNode):
             raise RuntimeError(message) from error
 
     def _next(self) -> Any:
-        assert self._pool is not None
         self._fill()
         if not self._pending:
             self._close()

@@ -136,7 +136,7 @@ class Transform(nn.Module):
     #: whose value a checkpoint's entry must equal (a frozen kernel, rebuilt here from the
     #: arguments), or ``None`` for a key that carries nothing (nnAudio's misspelt ``lenghts``).
     #: So ``ours.load_state_dict(nnaudio_layer.state_dict())`` works with ``strict=True``.
-    nnaudio_buffers: ClassVar[Mapping[str, str | None]] = {}
+    nnaudio_buffers: Mapping[str, str | None] = types.MappingProxyType({})
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -228,13 +228,17 @@ class Transform(nn.Module):
     ) -> None:
         """Recognise the frozen kernels an nnAudio checkpoint stores (see ``nnaudio_buffers``):
         each is checked against ours and dropped; trainable ones load as parameters."""
-        params = self._parameters
         for key, attr in self.nnaudio_buffers.items():
             full = prefix + key
-            if full not in state_dict or params.get(key) is not None:
+            if full not in state_dict:
                 continue
             value = state_dict.pop(full)
-            if attr is not None:
+            param = self._parameters.get(attr or key)
+            if param is not None:  # trainable here: a trained (or frozen) kernel loads into it
+                same = value.numel() == param.numel()
+                state_dict[prefix + (attr or key)] = value.reshape(param.shape) if same else value
+            elif attr is not None and _holds(self, attr):  # (the DFT of a frozen spectral
+                # CQT is an FFT here: a kernel we do not hold at all is dropped)
                 message = _compare_kernel(getattr(self, attr), value)
                 if message:
                     error_msgs.append(
@@ -255,10 +259,25 @@ def nnaudio_keys(*names: str, ignored: tuple[str, ...] = ()) -> Mapping[str, str
     return types.MappingProxyType(table)
 
 
+def _holds(module: nn.Module, name: str) -> bool:
+    try:
+        getattr(module, name)
+    except AttributeError:
+        return False
+    return True
+
+
 def _compare_kernel(ours: Any, theirs: Any) -> str:
     """``""`` if a checkpoint's frozen kernel equals ours (to float32 rounding), else why not."""
-    a = torch.as_tensor(ours).detach().to("cpu", torch.float64).reshape(-1)
-    b = torch.as_tensor(theirs).detach().to("cpu", torch.float64).reshape(-1)
+    a = torch.as_tensor(ours).detach().to("cpu", torch.float64)
+    b = torch.as_tensor(theirs).detach().to("cpu", torch.float64)
+    if a.numel() != b.numel() and a.ndim == b.ndim and a.shape[:-1] == b.shape[:-1]:
+        # nnAudio zero-pads kernels to a common length, centred; ours keep only the support
+        extra = b.shape[-1] - a.shape[-1]
+        start = (extra + 1) // 2
+        if extra > 0 and not b[..., :start].any() and not b[..., start + a.shape[-1] :].any():
+            b = b[..., start : start + a.shape[-1]]
+    a, b = a.reshape(-1), b.reshape(-1)
     if a.shape != b.shape:
         return f"the checkpoint holds {b.numel()} values where this module has {a.numel()}"
     scale = float(a.abs().max()) if a.numel() else 0.0

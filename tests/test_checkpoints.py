@@ -125,3 +125,45 @@ def test_our_checkpoints_carry_no_frozen_kernels() -> None:
         F.MelSpectrogram(sr=16000, n_fft=256, n_mels=20, trainable_mel=True).state_dict()
     ) == {"mel_basis"}
     assert F.STFT(n_fft=256, iSTFT=True, backend="conv").state_dict() == {}
+
+
+CQT_KW = {"sr": 8000, "n_bins": 24, "fmin": 100.0, "hop_length": 256}
+CQT_CASES = [
+    ("CQT1992v2", {}, {"trainable": True}),
+    ("CQT2010v2", {}, {"trainable": True}),
+    ("CQT1992", {}, {"trainable_STFT": True, "trainable_CQT": True}),
+    ("CQT2010", {}, {"trainable_STFT": True, "trainable_CQT": True}),
+    ("VQT", {"gamma": 5.0}, {}),
+]
+CQT_GRID = [(*c, t) for c in CQT_CASES for t in (False, True) if c[2] or not t]
+
+
+@pytest.mark.parametrize(
+    ("name", "kw", "train", "trainable"), CQT_GRID, ids=[f"{g[0]}-{g[3]}" for g in CQT_GRID]
+)
+def test_constant_q_checkpoints_load(
+    name: str, kw: dict[str, Any], train: dict[str, Any], trainable: bool
+) -> None:
+    args = {**CQT_KW, **kw, **(train if trainable else {})}
+    theirs = quiet(lambda: getattr(N, name)(**args))
+    ours = getattr(F, name)(**args)
+    if trainable:
+        _train(theirs)
+    result = ours.load_state_dict(theirs.state_dict(), strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    if trainable:  # the trained kernels are ours now (reshaped to our layout where it differs)
+        theirs_params = dict(theirs.named_parameters())
+        ours_params = dict(ours.named_parameters())
+        assert len(ours_params) == len(theirs_params)
+        for key, value in theirs_params.items():
+            mine = ours_params.get(key)
+            if mine is None:  # our name for nnAudio's one DFT of CQT2010 carries its width
+                (mine,) = [p for k, p in ours_params.items() if k.startswith(key + "_")]
+            torch.testing.assert_close(mine.reshape(-1), value.reshape(-1), rtol=0, atol=0)
+    elif name == "VQT":  # its per-octave banks are nnAudio's layout only: dropped, rebuilt here
+        assert any(k.startswith("cqt_kernels_real_") for k in theirs.state_dict())
+        assert ours.state_dict() == {}
+    else:  # a frozen bank built otherwise is refused: one more bin changes every kernel
+        other = getattr(F, name)(**{**args, "n_bins": 25})
+        with pytest.raises(RuntimeError, match="cqt_kernels_real"):
+            other.load_state_dict(theirs.state_dict(), strict=True)

@@ -226,3 +226,39 @@ def test_condition_frames_is_the_three_steps_fused(dc: bool, c: float) -> None:
     got = AF.condition_frames(frames, window=w, n_fft=512, remove_dc_offset=dc,
                               preemphasis_coefficient=c)  # fmt: skip
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_banded_filterbank_product_is_the_dense_one() -> None:
+    from nnaudio_data.functional import filterbank as fbmod
+    from nnaudio_data.kernels.mel import kaldi_mel_filterbank, mel_filterbank
+
+    for basis in (mel_filterbank(16000, 400, 80, 0.0, None, False, 1),
+                  kaldi_mel_filterbank(16000, 512, 128)):  # fmt: skip
+        fb = torch.tensor(basis)
+        assert fbmod._groups(fb) is not None  # mel banks are banded: the banded path runs
+        spec = torch.rand(3, 40, fb.shape[1], dtype=torch.float64).transpose(1, 2)
+        torch.testing.assert_close(
+            AF.apply_filterbank(spec, fb), torch.matmul(fb, spec), rtol=1e-12, atol=1e-12
+        )
+    # a filterbank that filled in takes the dense product; one being trained too, so that the
+    # zeros of a mel bank get their gradient (they may learn to be non-zero)
+    assert fbmod._groups(torch.rand(20, 33, dtype=torch.float64)) is None
+    fb = torch.tensor(mel_filterbank(8000, 64, 20, 0.0, None, False, 1), requires_grad=True)
+    spec = torch.rand(2, 33, 9, dtype=torch.float64)
+    AF.apply_filterbank(spec, fb).sum().backward()
+    expected = spec.sum(-1).sum(0).expand(20, 33)
+    torch.testing.assert_close(fb.grad, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("block", [4096, 300 * 2048, 2**40])
+def test_kaldi_blocks_give_the_whole_batch_numbers(
+    monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    from nnaudio_data.features import kaldi
+
+    x = torch.randn(3, 20000) * 0.2
+    fbank = KaldiFbank(num_mel_bins=40)
+    whole = fbank(x.clone().requires_grad_(True)).detach()  # the differentiable expression
+    monkeypatch.setattr(kaldi, "_BLOCK_BYTES", block)
+    with torch.no_grad():  # float32 FFTs of other batch shapes round differently: ~1e-5 relative
+        torch.testing.assert_close(fbank(x), whole, rtol=3e-5, atol=1e-5)

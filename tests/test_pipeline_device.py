@@ -14,6 +14,7 @@ from test_pipeline_collate import TorchStft, check_against_items, make_files
 from torch.utils.data import DataLoader
 
 from nnaudio_data.batch import SpecBatch, WaveBatch
+from nnaudio_data.features import MelSpectrogram
 from nnaudio_data.pipeline import AudioDataset, DeviceStage, WaveCollate
 
 
@@ -107,3 +108,19 @@ def test_device_stage_clear_errors(tmp_path: Path) -> None:
             DeviceStage(plain, TorchStft(), "cuda")
     with pytest.raises(ValueError, match="device must name a torch device, got 'gpu0'"):
         DeviceStage(plain, None, "gpu0")
+
+
+def test_device_stage_checks_the_output_by_its_policy() -> None:
+    audio = torch.randn(3, 4000) * 0.1
+    audio[1] *= 1e30  # finite audio whose power overflows float32: a non-finite spectrogram
+    batch = WaveBatch(audio=audio, lengths=torch.tensor([4000, 4000, 3000]), sample_rate=16000,
+                  keys=["a", "b", "c"])  # fmt: skip
+    mel = MelSpectrogram(sr=16000, n_fft=256, hop_length=128, n_mels=20)
+    stage = DeviceStage([batch], mel, policy="skip")
+    (out,) = list(stage)
+    assert out.keys == ["a", "c"] and out.spec.shape[0] == 2 and torch.isfinite(out.spec).all()
+    assert stage.skipped == {"non_finite": 1}
+    with pytest.raises(ValueError, match="'b'"):
+        list(DeviceStage([batch], mel, policy="raise"))
+    (unchecked,) = list(DeviceStage([batch], mel))  # no policy: the batch as it comes
+    assert unchecked.spec.shape[0] == 3

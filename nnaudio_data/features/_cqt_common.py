@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from nnaudio_data._checks import check_choice, check_positive_float, check_positive_int
 from nnaudio_data._shapes import flatten_waveform, frame_lengths, unflatten
-from nnaudio_data._transform import Transform
+from nnaudio_data._transform import Transform, nnaudio_keys
 from nnaudio_data.features._common import register_kernel
 from nnaudio_data.functional._folded import (
     FoldPlan,
@@ -131,6 +131,7 @@ class _ConstantQ(Transform):
     """
 
     output_kind = "spectrogram"
+    nnaudio_buffers = nnaudio_keys("cqt_kernels_real", "cqt_kernels_imag", ignored=("lenghts",))
 
     _config_exclude: ClassVar[frozenset[str]] = frozenset({"verbose", "device"})
     lengths: torch.Tensor

@@ -5,6 +5,7 @@ lowpass_decimate`)."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from nnaudio_data._checks import (
     check_positive_float,
     check_positive_int,
 )
+from nnaudio_data._transform import nnaudio_keys
 from nnaudio_data.features._cqt_common import (
     _bins,
     _check_nyquist,
@@ -37,6 +39,14 @@ def _two_factors(n: int) -> int:
 
 class _Multirate(_ConstantQ):
     """The multirate transform shared by :class:`CQT2010v2` and :class:`VQT`."""
+
+    nnaudio_buffers = nnaudio_keys(
+        "cqt_kernels_real",
+        "cqt_kernels_imag",
+        "lowpass_filter",
+        "early_downsample_filter",
+        ignored=("lenghts",),
+    )
 
     def _setup(
         self,
@@ -258,6 +268,14 @@ class VQT(_Multirate):
     Shape:
         as :class:`CQT2010v2`.
     """
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # nnAudio's VQT stores one padded kernel bank per octave (cqt_kernels_real_0, ...); they
+        # are frozen there (no trainable option) and rebuilt here from the same arguments
+        pattern = re.compile(re.escape(prefix) + r"cqt_kernels_(real|imag)_\d+")
+        for key in [k for k in state_dict if pattern.fullmatch(k)]:
+            del state_dict[key]
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ transform). The kernels are built by :func:`nnaudio_data.kernels.cqt.spectral_ke
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from nnaudio_data._checks import (
     check_positive_float,
     check_positive_int,
 )
+from nnaudio_data._transform import nnaudio_keys
 from nnaudio_data.features._common import register_kernel
 from nnaudio_data.features._cqt_common import _bins, _check_nyquist, _ConstantQ
 from nnaudio_data.features.cqt1992 import CQT1992v2
@@ -104,6 +106,10 @@ class CQT1992(_ConstantQ):
         as :class:`CQT1992v2`.
     """
 
+    nnaudio_buffers = nnaudio_keys(
+        "cqt_kernels_real", "cqt_kernels_imag", "wcos", "wsin", ignored=("lenghts",)
+    )
+
     def __init__(
         self,
         sr: float = 22050,
@@ -182,6 +188,16 @@ class CQT2010(_Multirate):
         as :class:`CQT2010v2`.
     """
 
+    nnaudio_buffers = nnaudio_keys(
+        "cqt_kernels_real",
+        "cqt_kernels_imag",
+        "lowpass_filter",
+        "early_downsample_filter",
+        "wcos",
+        "wsin",
+        ignored=("lenghts",),
+    )
+
     def __init__(
         self,
         sr: float = 22050,
@@ -232,6 +248,9 @@ class CQT2010(_Multirate):
         self._widths[suffix] = width
         _spectral_kernels(self, suffix, kernels, self._trainable_cqt, dtype)
         _fourier_kernels(self, f"_{width}", width, self._trainable_stft, dtype)
+        if self._trainable_stft and not suffix:  # nnAudio's one DFT: wcos / wsin
+            table = {**type(self).nnaudio_buffers, "wcos": f"wcos_{width}", "wsin": f"wsin_{width}"}
+            self.nnaudio_buffers = types.MappingProxyType(table)
 
     def _octave(
         self, xp: torch.Tensor, suffix: str, first: int, hop: int

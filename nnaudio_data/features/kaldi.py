@@ -15,6 +15,7 @@ kernels ``wcos`` / ``wsin`` ``(n_fft // 2 + 1, frame_length)`` initialised to ex
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,9 @@ from nnaudio_data._checks import check_choice, check_float_dtype, check_positive
 from nnaudio_data._shapes import flatten_waveform, row_lengths_of, unflatten
 from nnaudio_data._transform import Transform
 from nnaudio_data.features._common import check_bool, full_precision, register_kernel
+from nnaudio_data.functional._pool import run_shared
 from nnaudio_data.functional.amplitude import power_spectrum
+from nnaudio_data.functional.filterbank import apply_filterbank
 from nnaudio_data.functional.framing import kaldi_frame_lengths, kaldi_frames
 from nnaudio_data.functional.level import log
 from nnaudio_data.functional.normalization import normalize
@@ -37,6 +40,12 @@ __all__ = ["KaldiFbank"]
 
 #: float32 epsilon, Kaldi's floor before the log
 FLT_EPSILON = float(np.finfo(np.float32).eps)
+#: at most this many bytes of conditioned frames per block of the frozen path: a 10 s clip
+#: (2 MB of 512-point frames) is one block, a long one is cut so that no block's temporaries
+#: reach glibc's mmap threshold (32 MiB) and page-fault on every call. Measured on a 2-core EPYC
+#: (16 x 10 s, 1 thread): the whole batch at once 2.3x torch.stft's time, one block per clip
+#: 1.06-1.3x, blocks of 128-512 KiB 1.5-1.8x (per-call overhead of the small FFTs).
+_BLOCK_BYTES = 4 * 2**20
 _WINDOWS = ("povey", "hanning", "hamming", "rectangular", "blackman", "hann")
 
 
@@ -225,19 +234,39 @@ class KaldiFbank(Transform):
             return power_spectrum(re, im, power)
         if frames.shape[1] == 0:
             return frames.new_zeros(frames.shape[0], 0, self.n_fft // 2 + 1)
-        conditioned = condition_frames(
+        window = self.window_mask.to(frames.dtype)
+        if torch.is_grad_enabled() and frames.requires_grad:  # one differentiable expression
+            ri = torch.view_as_real(torch.fft.rfft(self._condition(frames, window), dim=-1))
+            return power_spectrum(ri[..., 0], ri[..., 1], power)
+        # blocks of frames that stay in the cache through conditioning, FFT and power
+        rows, n_frames = frames.shape[:2]
+        out = frames.new_empty(rows, n_frames, self.n_fft // 2 + 1)
+        step = max(1, _BLOCK_BYTES // (self.n_fft * frames.element_size()))
+        plan = [(r, t) for r in range(rows) for t in range(0, n_frames, step)]
+
+        def work(blocks: Iterator[tuple[int, int]]) -> None:
+            for r, t in blocks:
+                block = self._condition(frames[r, t : t + step], window)
+                ri = torch.view_as_real(torch.fft.rfft(block, dim=-1))
+                o = out[r, t : t + step]
+                torch.mul(ri[..., 0], ri[..., 0], out=o)
+                o.addcmul_(ri[..., 1], ri[..., 1])
+                if power != 2.0:
+                    o.sqrt_()
+
+        # each thread takes whole blocks on one thread (one wake-up per thread per call, not one
+        # parallel region per operation: see nnaudio_data.functional._pool)
+        run_shared(plan, work, min(torch.get_num_threads(), len(plan)))
+        return out
+
+    def _condition(self, frames: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+        return condition_frames(
             frames,
-            window=self.window_mask.to(frames.dtype),
+            window=window,
             n_fft=self.n_fft,
             remove_dc_offset=self.remove_dc_offset,
             preemphasis_coefficient=self.preemphasis_coefficient,
         )
-        ri = torch.view_as_real(torch.fft.rfft(conditioned, dim=-1))
-        if torch.is_grad_enabled() and ri.requires_grad:
-            return power_spectrum(ri[..., 0], ri[..., 1], power)
-        out = torch.mul(ri[..., 0], ri[..., 0])  # in place: fewer passes than power_spectrum
-        out.addcmul_(ri[..., 1], ri[..., 1])
-        return out if power == 2.0 else out.sqrt_()
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Filterbank features of ``x``; ``lengths`` ``(batch,)`` valid samples per item."""
@@ -252,9 +281,7 @@ class KaldiFbank(Transform):
         frames = kaldi_frames(rows, self.win_length, self.hop_length, self.snip_edges, row_lengths)
         if self.dither:
             frames = dither(frames, self.dither, self._generator(rows))
-        # (rows, frames, bins) @ (bins, bands): one GEMM on contiguous rows, then time last
-        feats = torch.matmul(self._power(frames), self.mel_basis.t().to(frames.dtype))
-        feats = feats.transpose(1, 2)
+        feats = apply_filterbank(self._power(frames).transpose(1, 2), self.mel_basis)
         if self.use_log_fbank:
             feats = log(feats, offset=self.log_offset, floor=self.log_floor or None)
         valid = None if row_lengths is None else self.output_lengths(row_lengths)

@@ -67,6 +67,11 @@ def condition_frames(
         - Output: ``(..., n_fft)``, a new contiguous tensor
     """
     length = frames.shape[-1]
+    if torch.is_grad_enabled() and (frames.requires_grad or window.requires_grad):
+        steps = remove_dc(frames) if remove_dc_offset else frames
+        if preemphasis_coefficient:
+            steps = preemphasis(steps, preemphasis_coefficient)
+        return torch.nn.functional.pad(steps * window, (0, n_fft - length))
     out = frames.new_empty((*frames.shape[:-1], n_fft))
     out[..., length:] = 0
     body = out[..., :length]

@@ -17,6 +17,10 @@ Interface:
 * ``WaveCollate.prepare(sample, index)`` - one sample decoded and normalised (what a dataset's
   ``__getitem__`` returns, in the worker).
 
+This module pads and collates; parsing a sample's forms lives in
+:mod:`~nnaudio_data.pipeline.samples`, the transform stage in :mod:`~nnaudio_data.pipeline.stage`
+(both re-exported here).
+
 A sample is one of:
 
 * a dict: the audio under ``audio_key`` (default ``"audio"``, or else the first field whose
@@ -58,8 +62,6 @@ handled by the fault policy: raised (default) or skipped and counted in ``batch.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -71,8 +73,7 @@ from torch import nn
 from torch.utils.data import get_worker_info
 
 from nnaudio_data._checks import check_float_dtype, check_positive_int
-from nnaudio_data.batch import SpecBatch, WaveBatch, length_mask
-from nnaudio_data.compose import apply_to_batch
+from nnaudio_data.batch import SpecBatch, WaveBatch
 from nnaudio_data.io import (
     AUDIO_EXTENSIONS,
     MAX_SAMPLES,
@@ -81,7 +82,6 @@ from nnaudio_data.io import (
     read_native,
     scale_into,
 )
-from nnaudio_data.ops import Resample
 from nnaudio_data.pipeline.policy import (
     FaultPolicy,
     Skipped,
@@ -89,6 +89,18 @@ from nnaudio_data.pipeline.policy import (
     log_skip,
     take_pending,
 )
+from nnaudio_data.pipeline.samples import (
+    ENCODED,
+    Item,
+    all_finite,
+    as_float,
+    as_sample_error,
+    cached_resampler,
+    collate_labels,
+    hf_audio,
+    skipped_marker,
+)
+from nnaudio_data.pipeline.stage import BatchTransform, apply_transform, check_on_cpu
 
 __all__ = [
     "BatchTransform",
@@ -97,162 +109,6 @@ __all__ = [
     "apply_transform",
     "check_on_cpu",
 ]
-
-_ENCODED = (bytes, bytearray, memoryview, str, os.PathLike)
-
-
-@dataclasses.dataclass
-class _Item:
-    audio: torch.Tensor  # (channels, time): float, or integer PCM as read (times `scale`)
-    sample_rate: int
-    key: str
-    label: Any = None
-    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
-    scale: float = 1.0  # the audio is `audio * scale` (integer PCM is converted once, in the batch)
-
-    def as_float(self, dtype: torch.dtype) -> torch.Tensor:
-        """The audio as ``dtype`` (integer PCM converted and scaled, kept for later calls)."""
-        if self.audio.dtype != dtype:
-            out = torch.empty(self.audio.shape, dtype=dtype)
-            self.audio, self.scale = scale_into(out, self.audio, self.scale), 1.0
-        return self.audio
-
-
-@functools.lru_cache(maxsize=16)
-def _resampler(orig_sr: int, new_sr: int) -> Resample:
-    """One :class:`~nnaudio_data.ops.Resample` per rate pair, per process."""
-    return Resample(orig_sr, new_sr)
-
-
-def _as_float(audio: Any, dtype: torch.dtype, key: str) -> torch.Tensor:
-    """A float ``(channels, time)`` CPU tensor; integer PCM scaled to [-1, 1]."""
-    kind = getattr(audio, "dtype", None)
-    if (isinstance(kind, np.dtype) and kind.kind not in "iuf") or (
-        isinstance(kind, torch.dtype) and (kind == torch.bool or kind.is_complex)
-    ):
-        raise SampleError(
-            f"sample {key!r}: audio of dtype {kind} is not real numbers (expected integer or "
-            "floating samples)",
-            key=key,
-            reason="decode_error",
-        )
-    if isinstance(audio, np.ndarray):
-        if audio.dtype.kind == "u":
-            bits = audio.dtype.itemsize * 8
-            audio = (audio.astype(np.float64) - 2 ** (bits - 1)) / 2 ** (bits - 1)
-        elif audio.dtype.kind == "i":
-            audio = audio.astype(np.float64) / 2 ** (audio.dtype.itemsize * 8 - 1)
-        audio = torch.from_numpy(np.ascontiguousarray(audio))
-    if not isinstance(audio, torch.Tensor):
-        raise SampleError(
-            f"sample {key!r}: audio must be a tensor, an array, bytes or a path, "
-            f"got {type(audio).__name__}",
-            key=key,
-            reason="decode_error",
-        )
-    if audio.dtype == torch.uint8:
-        audio = (audio.double() - 128) / 128
-    elif not audio.is_floating_point() and not audio.is_complex():
-        audio = audio.double() / 2 ** (torch.iinfo(audio.dtype).bits - 1)
-    if audio.ndim == 1:
-        audio = audio.unsqueeze(0)
-    if audio.ndim != 2:
-        raise SampleError(
-            f"sample {key!r}: audio has shape {tuple(audio.shape)}; expected (time,) or "
-            "(channels, time)",
-            key=key,
-            reason="channels",
-        )
-    return audio.detach().to("cpu", dtype)
-
-
-def _all_finite(x: torch.Tensor) -> bool:
-    """Whether every value is finite. A sum is NaN or Inf if any value is (20x faster than
-    ``isfinite(x).all()`` on long clips); only an overflowing sum needs the full check."""
-    return math.isfinite(float(x.sum())) or bool(torch.isfinite(x).all())
-
-
-def _hf_audio(value: Mapping[str, Any], sr: Any, name: str | None) -> tuple[Any, Any, str | None]:
-    """``(audio, sample_rate, path)`` of a Hugging Face ``datasets.Audio`` value: decoded
-    ``{"array", "sampling_rate"[, "path"]}`` (the array a list, numpy array or tensor), or
-    ``Audio(decode=False)``'s ``{"bytes", "path"}`` (encoded bytes, else the file at ``path``,
-    decoded here with soundfile: torchcodec is not needed)."""
-    path = value.get("path")
-    path = os.fspath(path) if isinstance(path, str | os.PathLike) else None
-    if "array" in value:
-        array, rate = value["array"], value.get("sampling_rate", sr)
-        if isinstance(array, list | tuple):
-            array = np.asarray(array, dtype=np.float32)
-        return array, None if rate is None else int(rate), path
-    if "bytes" in value or "path" in value:
-        encoded = value.get("bytes")
-        if encoded is None and path is None:
-            who = name if name is not None else "?"
-            raise SampleError(
-                f"sample {who!r}: the audio value has neither bytes nor a path",
-                key=name,
-                reason="decode_error",
-            )
-        return (encoded if encoded is not None else path), sr, path
-    raise SampleError(
-        f"sample {name!r}: an audio dict needs 'array' and 'sampling_rate' (a decoded Hugging "
-        f"Face Audio value) or 'bytes' / 'path' (Audio(decode=False)), got keys {sorted(value)}",
-        key=name,
-        reason="decode_error",
-    )
-
-
-def _skipped_marker(sample: Any) -> Skipped | None:
-    """The :class:`Skipped` marker standing for ``sample`` or one of its fields, if any."""
-    if isinstance(sample, Skipped):
-        return sample
-    if isinstance(sample, Mapping):
-        return next((v for v in sample.values() if isinstance(v, Skipped)), None)
-    return None
-
-
-def _as_sample_error(error: Exception, sample: Any, index: int) -> SampleError:
-    """``error`` if it is a :class:`SampleError`, else one naming the sample and the exception
-    (reason ``'too_large'`` for running out of memory, ``'unexpected_error'`` otherwise)."""
-    if isinstance(error, SampleError):
-        return error
-    if isinstance(sample, Mapping):
-        name = str(sample.get("key", sample.get("__key__", index)))
-    elif isinstance(sample, str | os.PathLike):
-        name = os.fsdecode(sample)
-    else:
-        name = str(index)
-    # (torch's CPU allocator raises RuntimeError where numpy raises MemoryError)
-    out_of_memory = isinstance(error, MemoryError) or (
-        isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
-    )
-    reason = "too_large" if out_of_memory else "unexpected_error"
-    wrapped = SampleError(
-        f"sample {name!r}: {type(error).__name__}: {error}", key=name, reason=reason
-    )
-    wrapped.__cause__ = error
-    return wrapped
-
-
-def collate_labels(labels: list[Any]) -> torch.Tensor | list[Any] | None:
-    """Labels as a tensor when they are numbers or equal-shape arrays / lists / tensors (ints and
-    bools -> int64, floats -> the default float dtype, e.g. class indices, regression targets,
-    multi-hot lists); else the list as given (strings, ragged lists, mixed types)."""
-    if all(label is None for label in labels):
-        return None
-    if all(isinstance(v, torch.Tensor) for v in labels):
-        return torch.stack(labels) if len({v.shape for v in labels}) == 1 else list(labels)
-    if any(isinstance(v, str | bytes | Mapping | torch.Tensor) or v is None for v in labels):
-        return list(labels)
-    try:
-        array = np.asarray(labels)
-    except ValueError:  # ragged lists
-        return list(labels)
-    if array.dtype.kind in "biu":
-        return torch.from_numpy(array.astype(np.int64))
-    if array.dtype.kind == "f":
-        return torch.from_numpy(array).to(torch.get_default_dtype())
-    return list(labels)
 
 
 class WaveCollate:
@@ -314,7 +170,7 @@ class WaveCollate:
             f"mono={self.mono}, policy={self.policy!r})"
         )
 
-    # -- one sample -> _Item ---------------------------------------------------------------
+    # -- one sample -> Item ---------------------------------------------------------------
     def _decode(
         self, source: Any, key: str | None, expected_sr: Any
     ) -> tuple[torch.Tensor, int, float]:
@@ -338,7 +194,7 @@ class WaveCollate:
             )
         return audio, sr, scale
 
-    def _from_dict(self, sample: Mapping[str, Any], index: int) -> _Item:
+    def _from_dict(self, sample: Mapping[str, Any], index: int) -> Item:
         key = sample.get("key", sample.get("__key__"))
         name = None if key is None else str(key)
         audio_key = self.audio_key
@@ -366,11 +222,11 @@ class WaveCollate:
         sr = sample.get("sample_rate", sample.get("sr"))
         scale = 1.0
         if isinstance(value, Mapping):  # a Hugging Face ``datasets.Audio`` value
-            value, sr, path = _hf_audio(value, sr, name)
+            value, sr, path = hf_audio(value, sr, name)
             name = path if name is None and path is not None else name
         elif isinstance(value, tuple | list) and len(value) == 2:
             value, sr = value
-        if isinstance(value, _ENCODED):
+        if isinstance(value, ENCODED):
             if name is None and isinstance(value, str | os.PathLike):
                 name = os.fspath(value)
             audio, sr, scale = self._decode(value, name, sr)
@@ -380,45 +236,45 @@ class WaveCollate:
                 "(or as {'array': ..., 'sampling_rate': ...}, as Hugging Face datasets give it)"
             )
         else:
-            audio = _as_float(value, self.dtype, name if name is not None else str(index))
+            audio = as_float(value, self.dtype, name if name is not None else str(index))
         label_key = next(
             (k for k in (self.label_key, "label", "cls") if k is not None and k in sample), "label"
         )
         used = {audio_key, label_key, "key", "sample_rate", "sr"}
         meta = {k: v for k, v in sample.items() if k not in used and not k.startswith("__")}
         name = name if name is not None else str(index)
-        return _Item(audio, int(sr), name, sample.get(label_key), meta, scale)
+        return Item(audio, int(sr), name, sample.get(label_key), meta, scale)
 
-    def _item(self, sample: Any, index: int) -> _Item:
+    def _item(self, sample: Any, index: int) -> Item:
         if isinstance(sample, Mapping):
             return self._from_dict(sample, index)
-        if isinstance(sample, _ENCODED):
+        if isinstance(sample, ENCODED):
             name = os.fspath(sample) if isinstance(sample, str | os.PathLike) else None
             audio, sr, scale = self._decode(sample, name, None)
-            return _Item(audio, sr, name if name is not None else str(index), scale=scale)
+            return Item(audio, sr, name if name is not None else str(index), scale=scale)
         if isinstance(sample, tuple | list) and len(sample) in (2, 3):
             audio, sr = sample[0], sample[1]
             label = sample[2] if len(sample) == 3 else None
             name = os.fspath(audio) if isinstance(audio, str | os.PathLike) else str(index)
-            if isinstance(audio, _ENCODED):
+            if isinstance(audio, ENCODED):
                 audio, sr, scale = self._decode(audio, name, sr)
-                return _Item(audio, int(sr), name, label, scale=scale)
+                return Item(audio, int(sr), name, label, scale=scale)
             if sr is None:
                 raise ValueError(f"sample {index}: an audio array needs its sample rate, got None")
-            return _Item(_as_float(audio, self.dtype, name), int(sr), name, label)
+            return Item(as_float(audio, self.dtype, name), int(sr), name, label)
         if isinstance(sample, torch.Tensor | np.ndarray) and self.sample_rate is not None:
-            return _Item(_as_float(sample, self.dtype, str(index)), self.sample_rate, str(index))
+            return Item(as_float(sample, self.dtype, str(index)), self.sample_rate, str(index))
         raise ValueError(
             f"cannot collate a sample of type {type(sample).__name__}: expected a dict, "
             "(audio, sample_rate[, label]), encoded bytes or a path (see nnaudio_data.pipeline."
             "collate)"
         )
 
-    def _check(self, item: _Item, target_sr: int | None) -> _Item:
+    def _check(self, item: Item, target_sr: int | None) -> Item:
         if item.audio.shape[-1] == 0:
             raise SampleError(f"sample {item.key!r} has 0 samples", key=item.key, reason="empty")
         # integer PCM is finite; float audio is checked
-        if self.check_finite and item.audio.is_floating_point() and not _all_finite(item.audio):
+        if self.check_finite and item.audio.is_floating_point() and not all_finite(item.audio):
             raise SampleError(
                 f"sample {item.key!r} holds NaN or Inf values", key=item.key, reason="non_finite"
             )
@@ -433,7 +289,7 @@ class WaveCollate:
                     reason="sample_rate",
                 )
             try:
-                resampler = _resampler(item.sample_rate, target_sr)
+                resampler = cached_resampler(item.sample_rate, target_sr)
             except ValueError as error:  # a ratio too costly to resample (Resample refuses it)
                 raise SampleError(
                     f"sample {item.key!r}: {error}", key=item.key, reason="sample_rate"
@@ -466,13 +322,13 @@ class WaveCollate:
         (``key`` defaults to ``str(index)``), or the policy's :class:`Skipped` marker for a sample
         that does not decode. Rate, channel and finiteness checks wait for the batch.
         """
-        marker = _skipped_marker(sample)
+        marker = skipped_marker(sample)
         if marker is not None:
             return marker
         try:
             item = self._item(sample, index)
         except Exception as error:
-            return self.policy.handle(_as_sample_error(error, sample, index))
+            return self.policy.handle(as_sample_error(error, sample, index))
         return {
             **item.meta,
             "audio": item.as_float(self.dtype),
@@ -485,11 +341,11 @@ class WaveCollate:
     def __call__(self, samples: Sequence[Any]) -> WaveBatch:
         skipped = take_pending()
         skipped_keys: dict[str, list[str]] = {}
-        items: list[_Item] = []
+        items: list[Item] = []
         target_sr = self.sample_rate
         channels: int | None = None
         for index, sample in enumerate(samples):
-            marker = _skipped_marker(sample)
+            marker = skipped_marker(sample)
             if marker is not None:
                 name = marker.key
                 if marker is not sample:  # a field's marker, not yet logged with the sample key
@@ -508,7 +364,7 @@ class WaveCollate:
                         reason="channels",
                     )
             except Exception as error:  # whatever a sample causes is its fault, never the loop's
-                fault = _as_sample_error(error, sample, index)
+                fault = as_sample_error(error, sample, index)
                 reason = self.policy.handle(fault).reason
                 add_counts(skipped, {reason: 1})
                 skipped_keys.setdefault(reason, []).append(fault.key or str(index))
@@ -520,7 +376,7 @@ class WaveCollate:
 
     def _pad(
         self,
-        items: list[_Item],
+        items: list[Item],
         sample_rate: int | None,
         skipped: dict[str, int],
         skipped_keys: dict[str, list[str]],
@@ -563,179 +419,6 @@ def _empty(shape: tuple[int, ...], dtype: torch.dtype, *, shared: bool) -> torch
         math.prod(shape) * dtype.itemsize, device=torch.device("cpu")
     )
     return torch.empty(0, dtype=dtype).set_(storage).view(shape)
-
-
-def apply_transform(
-    transform: nn.Module, batch: WaveBatch | SpecBatch, policy: FaultPolicy | None = None
-) -> SpecBatch | WaveBatch:
-    """:func:`nnaudio_data.compose.apply_to_batch`, keeping the batch's skip counts; an empty
-    batch (every sample skipped) gives an empty ``SpecBatch`` without calling the transform.
-
-    With a ``policy``, the output is checked as the input was: an item whose valid frames hold
-    NaN or Inf (a finite float file of amplitude 1e30 overflows any spectrogram) is raised or
-    dropped and counted as ``'non_finite'``; and when the transform raises on the batch, the items
-    are tried one by one: if some raise alone and others do not, those are the samples' faults
-    (raised naming the sample, or dropped and counted, ``'unexpected_error'``) and the others are
-    transformed together; otherwise (all pass alone, or none does) the error is raised as it is."""
-    if len(batch) == 0:
-        return SpecBatch(
-            spec=torch.zeros(0),
-            lengths=torch.zeros(0, dtype=torch.long),
-            sample_rate=batch.sample_rate,
-            skipped=dict(batch.skipped),
-            skipped_keys=dict(batch.skipped_keys),
-        )
-    try:
-        out = apply_to_batch(transform, batch)
-    except Exception as error:
-        if policy is None:
-            raise
-        batch = _without_failing_items(transform, batch, policy, error)
-        out = apply_to_batch(transform, batch)
-    out = dataclasses.replace(
-        out, skipped=dict(batch.skipped), skipped_keys=dict(batch.skipped_keys)
-    )
-    return out if policy is None else _finite_items(out, policy)
-
-
-def _without_failing_items(
-    transform: nn.Module, batch: SpecBatch | WaveBatch, policy: FaultPolicy, error: Exception
-) -> SpecBatch | WaveBatch:
-    """``batch`` without the items on which ``transform`` raises alone while others pass (each
-    handled by ``policy``); the batch's own ``error`` again when all pass alone or none does."""
-    skipped, keep = _counts(batch), []
-    for i in range(len(batch)):
-        one = _items(batch, [i], ({}, {}))
-        try:
-            apply_to_batch(transform, one)
-        except Exception as item_error:
-            fault = _as_sample_error(item_error, {"key": one.keys[0] if one.keys else i}, i)
-            fault.args = (f"{fault.args[0]} (in the transform)",)
-            _count(skipped, policy.handle(fault).reason, fault.key or str(i))
-        else:
-            keep.append(i)
-    if not 0 < len(keep) < len(batch):
-        # every item passes alone, or none does: the transform's error, not a sample's (a broken
-        # transform must not turn a whole dataset into counted skips)
-        raise error
-    return _items(batch, keep, skipped)
-
-
-def _finite_items(batch: SpecBatch | WaveBatch, policy: FaultPolicy) -> SpecBatch | WaveBatch:
-    """``batch`` without the items whose valid frames hold NaN or Inf, each handled by
-    ``policy`` as a ``'non_finite'`` :class:`SampleError` (the padding is not looked at)."""
-    data = batch.data
-    if not (data.is_floating_point() or data.is_complex()):
-        return batch
-    if data.is_floating_point() and _all_finite(data):
-        return batch
-    values = data.movedim(getattr(batch, "time_dim", -1) % data.ndim, -1)  # (batch, ..., time)
-    valid = length_mask(batch.lengths.to(data.device), values.shape[-1])
-    valid = valid.reshape(valid.shape[0], *([1] * (values.ndim - 2)), valid.shape[1])
-    bad = (~torch.isfinite(values) & valid).flatten(1).any(1).tolist()
-    if not any(bad):
-        return batch
-    skipped, keep = _counts(batch), []
-    for i, is_bad in enumerate(bad):
-        if not is_bad:
-            keep.append(i)
-            continue
-        key = batch.keys[i] if i < len(batch.keys) else str(i)
-        error = SampleError(
-            f"sample {key!r}: the transform's output holds NaN or Inf (the input was finite: "
-            "e.g. float audio whose amplitude overflows the spectrogram)",
-            key=key,
-            reason="non_finite",
-        )
-        _count(skipped, policy.handle(error).reason, key)
-    return _items(batch, keep, skipped)
-
-
-_Counts = tuple[dict[str, int], dict[str, list[str]]]
-
-
-def _counts(batch: SpecBatch | WaveBatch) -> _Counts:
-    """A copy of the batch's ``(skipped, skipped_keys)``."""
-    return dict(batch.skipped), {r: list(k) for r, k in batch.skipped_keys.items()}
-
-
-def _count(counts: _Counts, reason: str, key: str) -> None:
-    add_counts(counts[0], {reason: 1})
-    counts[1].setdefault(reason, []).append(key)
-
-
-def _items(batch: SpecBatch | WaveBatch, keep: list[int], counts: _Counts) -> Any:
-    """The items ``keep`` of ``batch`` (in order), with the skip counts ``counts``."""
-    index = torch.tensor(keep, dtype=torch.long)
-    labels = batch.labels
-    if isinstance(labels, torch.Tensor):
-        labels = labels[index.to(labels.device)]
-    elif labels is not None:
-        labels = [labels[i] for i in keep]
-    changes: dict[str, Any] = {
-        "spec" if isinstance(batch, SpecBatch) else "audio": batch.data[index.to(batch.data.device)]
-    }
-    return dataclasses.replace(
-        batch,
-        **changes,
-        lengths=batch.lengths[index.to(batch.lengths.device)],
-        keys=[batch.keys[i] for i in keep] if batch.keys else [],
-        meta=[batch.meta[i] for i in keep] if batch.meta else [],
-        labels=labels,
-        skipped=counts[0],
-        skipped_keys=counts[1],
-    )
-
-
-class BatchTransform:
-    """A picklable stage ``batch -> transform(batch)``: webdataset's ``.map(...)``,
-    ``torchdata.nodes.Mapper(..., map_fn=...)``, or any loop over batches.
-
-    Args:
-        transform: the ``nn.Module`` (kept on its device; in worker processes it must be on the
-            CPU).
-        no_grad: compute under ``torch.no_grad()`` (the default; a trainable front end belongs in
-            the main process, e.g. in :class:`~nnaudio_data.pipeline.DeviceStage`).
-        policy: check the output for NaN / Inf on valid frames and raise or skip such items by
-            this fault policy (``None``, the default: no check).
-
-    Returns (when called on a ``WaveBatch`` or ``SpecBatch``): the transformed batch, with lengths
-    mapped by the transform's ``output_lengths`` and the skip counts kept.
-    """
-
-    def __init__(
-        self,
-        transform: nn.Module,
-        *,
-        no_grad: bool = True,
-        policy: FaultPolicy | str | None = None,
-    ) -> None:
-        if not isinstance(transform, nn.Module):
-            raise ValueError(f"transform must be an nn.Module, got {type(transform).__name__}")
-        self.transform = transform
-        self.no_grad = bool(no_grad)
-        self.policy = None if policy is None else FaultPolicy.of(policy)
-
-    def __repr__(self) -> str:
-        return f"BatchTransform({type(self.transform).__name__}, no_grad={self.no_grad})"
-
-    def __call__(self, batch: WaveBatch | SpecBatch) -> SpecBatch | WaveBatch:
-        if not isinstance(batch, WaveBatch | SpecBatch):
-            raise ValueError(f"batch must be a WaveBatch or SpecBatch, got {type(batch).__name__}")
-        if self.no_grad:
-            with torch.no_grad():
-                return apply_transform(self.transform, batch, self.policy)
-        return apply_transform(self.transform, batch, self.policy)
-
-
-def check_on_cpu(transform: nn.Module) -> nn.Module:
-    """``transform`` if every parameter and buffer is on the CPU, else a ``ValueError``."""
-    if any(t.device.type != "cpu" for t in (*transform.parameters(), *transform.buffers())):
-        raise ValueError(
-            "transform must be on the CPU to run inside DataLoader workers; move it with "
-            ".to('cpu') or run it on the device with nnaudio_data.pipeline.DeviceStage"
-        )
-    return transform
 
 
 class SpecCollate(WaveCollate):

@@ -24,7 +24,7 @@ from torch import nn
 
 from nnaudio_data.batch import SpecBatch, WaveBatch
 from nnaudio_data.pipeline.collate import apply_transform
-from nnaudio_data.pipeline.policy import SkipCounter
+from nnaudio_data.pipeline.policy import FaultPolicy, SkipCounter, add_counts
 
 __all__ = ["DeviceStage"]
 
@@ -62,6 +62,10 @@ class DeviceStage:
             is moved to ``device`` here.
         device: where to compute (default: the transform's device, else the CPU).
         non_blocking: asynchronous host-to-device copies (effective from pinned memory).
+        policy: checks the transform's output as the collate functions do (``"raise"`` or
+            ``"skip"``): an item whose valid frames are not finite is raised or dropped and
+            counted as ``'non_finite'``, an item the transform fails on alone as
+            ``'unexpected_error'``. ``None`` (default): no checks, the batch as it comes.
 
     Attributes:
         counter: the :class:`~nnaudio_data.pipeline.policy.SkipCounter` of the batches seen.
@@ -82,6 +86,7 @@ class DeviceStage:
         device: torch.device | str | None = None,
         *,
         non_blocking: bool = True,
+        policy: FaultPolicy | str | None = None,
     ) -> None:
         if transform is not None and not isinstance(transform, nn.Module):
             raise ValueError(f"transform must be an nn.Module or None, got {type(transform)!r}")
@@ -99,6 +104,7 @@ class DeviceStage:
         self.loader = loader
         self.transform = None if transform is None else transform.to(self.device)
         self.non_blocking = bool(non_blocking)
+        self.policy = None if policy is None else FaultPolicy.of(policy)
         self.counter = SkipCounter()
 
     @property
@@ -115,7 +121,11 @@ class DeviceStage:
     def _compute(self, batch: Batch) -> Batch:
         if self.transform is None:
             return batch
-        return apply_transform(self.transform, batch)
+        out = apply_transform(self.transform, batch, self.policy)
+        # the input's counts were taken as it arrived; add what the output check dropped
+        new = {k: v - batch.skipped.get(k, 0) for k, v in out.skipped.items()}
+        add_counts(self.counter.counts, {k: v for k, v in new.items() if v > 0})
+        return out
 
     def __iter__(self) -> Iterator[Batch]:
         batches = self.counter.wrap(_checked(self.loader))

@@ -256,7 +256,8 @@ def _start_worker(fn: Callable[[Any], Any], started: Any) -> None:
 
 
 def _run_in_worker(number: int, item: Any) -> Any:
-    assert _WORKER is not None
+    if _WORKER is None:
+        raise RuntimeError("ProcessMapper's worker ran without its initializer")
     fn, started = _WORKER
     started.put((os.getpid(), number))  # written at once: known even if the worker dies
     return fn(item)
@@ -339,7 +340,8 @@ class ProcessMapper(_BaseNode):
         self._loading: dict[int, int] = {}
 
     def _fill(self) -> None:
-        assert self._pool is not None
+        if self._pool is None:
+            raise RuntimeError("ProcessMapper: no pool (the epoch has ended)")
         while not self._exhausted and len(self._pending) < 2 * self.num_workers:
             try:
                 item = self.source.next()
@@ -354,6 +356,14 @@ class ProcessMapper(_BaseNode):
     def next(self) -> Any:
         if self._pool is None:  # the epoch has ended
             raise StopIteration
+        try:
+            return self._next()
+        except BrokenProcessPool as error:  # from a result, or from submitting to the pool
+            message = self._dead_workers(self._count)
+            self._close()
+            raise RuntimeError(message) from error
+
+    def _next(self) -> Any:
         self._fill()
         if not self._pending:
             self._close()
@@ -361,10 +371,8 @@ class ProcessMapper(_BaseNode):
         future, state, number = self._pending.popleft()
         try:
             out = future.result()
-        except BrokenProcessPool as error:
-            message = self._dead_workers(number)
-            self._close()
-            raise RuntimeError(message) from error
+        except BrokenProcessPool:
+            raise
         except BaseException:  # the item's own error (e.g. a SampleError under "raise")
             self._close()  # the loop is left: stop the workers now, not when collected
             raise

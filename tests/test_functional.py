@@ -32,19 +32,27 @@ def test_pad_signal_is_numpy_pad(mode: str, n: int, left: int, right: int) -> No
 
 
 @pytest.mark.parametrize("mode", ["reflect", "symmetric", "constant", "replicate"])
-def test_fill_end_padding_pads_each_row_as_alone(mode: str) -> None:
-    lengths = torch.tensor([40, 17, 3, 40, 0])
-    x = torch.zeros(5, 40, dtype=torch.float64)
-    for i, n in enumerate(lengths.tolist()):
+@pytest.mark.parametrize(
+    ("lengths", "grows"), [([40, 17, 3, 40, 0], False), ([40, 35, 40], True), ([40, 40], False)]
+)
+def test_fill_end_padding_pads_each_row_as_alone(
+    mode: str, lengths: list[int], grows: bool
+) -> None:
+    x = torch.zeros(len(lengths), 40, dtype=torch.float64)
+    for i, n in enumerate(lengths):
         x[i, :n] = torch.randn(n, dtype=torch.float64)
-    x[1, 17:] = 99.0  # garbage past a row's end must not be read
-    out = AF.fill_end_padding(x, lengths, 10, mode)
-    assert out.shape == (5, 50)
-    for i, n in enumerate(lengths.tolist()):
+    x[1, lengths[1] :] = 99.0  # garbage past a row's end must not be read
+    out = AF.fill_end_padding(x, torch.tensor(lengths), 10, mode)
+    assert out.shape == (len(lengths), 50 if grows else 40)
+    if min(lengths) == 40:
+        assert out is x  # every clip fills the batch: nothing to do
+    # what centred framing then reads: the batch padded at its end as the caller pads it
+    padded = AF.pad_signal(out, 0, 10, mode)
+    for i, n in enumerate(lengths):
         if n == 0:
             continue
         alone = AF.pad_signal(x[i : i + 1, :n], 0, 10, mode)[0]
-        torch.testing.assert_close(out[i, : n + 10], alone, rtol=0, atol=0)
+        torch.testing.assert_close(padded[i, : n + 10], alone, rtol=0, atol=0)
 
 
 def _kaldi_frame_reference(x: np.ndarray, win: int, hop: int) -> np.ndarray:

@@ -94,11 +94,13 @@ def fill_end_padding(
 ) -> torch.Tensor:
     """A batch in which each row is padded at *its own* end, as the row alone would be.
 
-    The ``width`` samples after each row's valid length are replaced by the row's own padding
-    (``pad_mode`` of :func:`pad_signal`, applied to its first ``lengths[r]`` samples); the time
-    axis grows if a row's padding would run past it. Frames whose windows reach past a clip's
-    end then read the clip's reflection, not its neighbours' zero padding. Rows with a length of
-    0 are left as they are.
+    The ``width`` samples after each shorter row's valid length are replaced by the row's own
+    padding (``pad_mode`` of :func:`pad_signal`, applied to its first ``lengths[r]`` samples); the
+    time axis grows if a row's padding would run past it. Frames whose windows reach past a clip's
+    end then read the clip's reflection, not its neighbours' zero padding. A row that fills the
+    batch keeps relying on the padding added at the batch's end (filled here only if the axis
+    grows); rows with a length of 0 are left as they are. When every row fills the batch, ``x``
+    itself is returned (no copy).
 
     Args:
         x: ``(rows, time)`` batch, valid samples first in each row.
@@ -108,14 +110,21 @@ def fill_end_padding(
 
     Shape:
         - Input: ``(rows, time)``
-        - Output: ``(rows, max(time, max(lengths) + width))``, a new tensor unless nothing changes.
+        - Output: ``(rows, time)``, longer when a shorter row's padding runs past ``time``; a new
+          tensor unless every row fills the batch.
     """
     check_choice("pad_mode", pad_mode, PAD_MODES)
     if lengths is None or width <= 0 or x.shape[0] == 0:
         return x
     lengths = lengths.to(device=x.device, dtype=torch.long).reshape(-1, 1)
     time = x.shape[-1]
-    out_len = max(time, int(lengths.max()) + width)
+    short = (lengths > 0) & (lengths < time)
+    if not bool(short.any()):  # every clip fills the batch: padding at its end is each clip's own
+        return x
+    out_len = max(time, int(lengths[short].max()) + width)
+    # a clip that fills the batch relies on the padding at the batch's end, unless it moves
+    fill = short | ((lengths == time) & (out_len > time))
+    out_len = max(out_len, int(lengths[fill].max()) + width)  # those need their whole width
     out = F.pad(x, (0, out_len - time)) if out_len > time else x.clone()
     pos = lengths + torch.arange(width, device=x.device)  # (rows, width) positions to fill
     if pad_mode == "constant":
@@ -123,7 +132,7 @@ def fill_end_padding(
     else:
         values = torch.gather(out, 1, _pad_index(pos, lengths.clamp_min(1), pad_mode))
     pos = pos.clamp_max(out_len - 1)
-    values = torch.where(lengths > 0, values, torch.gather(out, 1, pos))  # empty rows stay
+    values = torch.where(fill, values, torch.gather(out, 1, pos))  # the other rows stay
     return out.scatter_(1, pos, values)
 
 

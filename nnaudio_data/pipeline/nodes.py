@@ -36,6 +36,7 @@ import concurrent.futures
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, NamedTuple
@@ -390,8 +391,9 @@ class ProcessMapper(_BaseNode):
     def _dead_workers(self, number: int) -> str:
         stopped = -int(signal.SIGTERM)  # what the pool does to the survivors
         workers = list(self._workers.values())
+        deadline = time.monotonic() + 5  # one bound for all (not 5 s per worker still running)
         for process in workers:
-            process.join(timeout=5)
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
         self._note_started()
         dead = [(i, p) for i, p in enumerate(workers) if p.exitcode not in (None, 0, stopped)]
 

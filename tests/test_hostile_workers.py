@@ -94,7 +94,9 @@ def test_audio_nodes_names_the_dead_worker_and_the_batch(how: int | str, policy:
     with pytest.raises(RuntimeError, match="worker process of the torchdata graph died") as info:
         for batch in loader:
             got.append(batch.lengths.tolist())
-    assert time.monotonic() - start < 10  # seconds, not for ever
+    # a hang guard, not a speed test: ~0.1 s alone, 10.2-10.3 s for SIGSEGV late in a loaded
+    # full run (the cause is not yet known; see the session note), a hang is for ever
+    assert time.monotonic() - start < 30
     message = str(info.value)
     status = "exit code 3" if how == "exit" else signal.Signals(int(how)).name
     assert status in message and "while loading item 2" in message, message

@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import kaldi_native_fbank as knf
 import numpy as np
@@ -38,7 +39,8 @@ from torchvggish import mel_features, vggish_input, vggish_params
 from transformers import ASTFeatureExtractor, WhisperFeatureExtractor
 
 from nnaudio_data.compose import Compose
-from nnaudio_data.pipeline.collate import SpecCollate
+from nnaudio_data.pipeline import AudioDataset, DeviceStage, audio_nodes, audio_pipeline
+from nnaudio_data.pipeline.collate import SpecCollate, WaveCollate
 from nnaudio_data.recipes import get_recipe, load_recipe
 
 pytestmark = [
@@ -399,6 +401,50 @@ def test_dataloader_with_two_workers(tmp_path: Path, name: str) -> None:
             check_clip(name, batch.spec[j].numpy(), int(batch.lengths[j]), clip)
             seen += 1
     assert seen == len(paths)
+
+
+def _adapter_batches(adapter: str, name: str, paths: list[Path], tmp_path: Path) -> list[Any]:
+    """The recipe's batches of ``paths`` through one adapter, each with 2 worker processes
+    (``DeviceStage``: workers pad, the recipe runs in the main process)."""
+    fe, sr = front_end(name), RATES[name]
+    if adapter == "webdataset":
+        import webdataset as wds
+
+        for s in range(2):  # two shards, so that both workers get one
+            with wds.TarWriter(str(tmp_path / f"shard-{s}.tar")) as sink:
+                for i, path in enumerate(paths):
+                    if i % 2 == s:
+                        sink.write({"__key__": path.stem, "wav": path.read_bytes()})
+        urls = [str(tmp_path / f"shard-{s}.tar") for s in range(2)]
+        pipeline = audio_pipeline(urls, batch_size=2, transform=fe, sample_rate=sr)
+        return list(DataLoader(pipeline, batch_size=None, num_workers=2))
+    if adapter == "nodes":
+        from torchdata import nodes
+
+        graph = audio_nodes(paths, batch_size=2, num_workers=2, transform=fe, sample_rate=sr)
+        return list(nodes.Loader(graph))
+    if adapter == "dataset":
+        ds = AudioDataset(paths, transform=fe, sample_rate=sr)
+        return list(DataLoader(ds, batch_size=2, num_workers=2, collate_fn=ds.collate))
+    waves = DataLoader(paths, batch_size=2, num_workers=2, collate_fn=WaveCollate(sample_rate=sr))  # type: ignore[arg-type]
+    return list(DeviceStage(waves, fe))
+
+
+@pytest.mark.parametrize("adapter", ["webdataset", "nodes", "dataset", "device-stage"])
+@pytest.mark.parametrize("name", NAMES)
+def test_every_adapter(tmp_path: Path, name: str, adapter: str) -> None:
+    # the same WAV files through the WebDataset pipeline (real tar shards), a torchdata.nodes
+    # graph, the dataset wrapper and DeviceStage: every clip, each equal to the original alone
+    paths = _write_wavs(tmp_path, name)
+    by_key = {p.stem: p for p in paths} | {str(p): p for p in paths}
+    seen = set()
+    for batch in _adapter_batches(adapter, name, paths, tmp_path):
+        assert batch.spec.shape[0] == len(batch.keys) == batch.lengths.shape[0]
+        for j, key in enumerate(batch.keys):
+            clip, _ = sf.read(by_key[key], dtype="float32")
+            check_clip(name, batch.spec[j].numpy(), int(batch.lengths[j]), clip)
+            seen.add(by_key[key])
+    assert seen == set(paths)
 
 
 # Sample counts around every framing boundary (one window, one hop, the 30 s Whisper chunk, the

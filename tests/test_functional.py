@@ -8,6 +8,7 @@ import librosa
 import numpy as np
 import pytest
 import torch
+from conftest import torch_threads
 
 from nnaudio_data import functional as AF
 from nnaudio_data.features import STFT, KaldiFbank, MelSpectrogram, WhisperLogMel
@@ -134,6 +135,47 @@ def test_power_to_db_per_item_over_valid_frames_is_librosas() -> None:
         np.testing.assert_allclose(db[i, :, :n].numpy(), ref, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize(
+    ("kw", "ref"),
+    [
+        ({"floor": 1e-10, "base": 10}, lambda v: np.log10(np.maximum(v, 1e-10))),
+        ({"offset": 0.01}, lambda v: np.log(v + 0.01)),
+        ({"offset": 0.5, "floor": 0.7, "base": 3}, lambda v: np.log(np.maximum(v + 0.5, 0.7)) / np.log(3)),
+        ({}, np.log),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("grad", [False, True])
+def test_log_and_normalize_leave_their_input_and_keep_the_gradient(
+    kw: dict[str, float], ref: object, grad: bool
+) -> None:
+    # the steps after the first run in place on the function's own temporary, never on the
+    # caller's tensor, and only where no gradient is recorded through it
+    v = RNG.random((2, 5, 30)) ** 6 + 1e-13
+    x = torch.from_numpy(v.copy()).requires_grad_(grad)
+    y = AF.log(x, **kw)
+    np.testing.assert_allclose(y.detach().numpy(), ref(v), rtol=1e-12)  # type: ignore[operator]
+    z = AF.normalize(y, -4.0, 4.0)
+    np.testing.assert_allclose(z.detach().numpy(), (ref(v) + 4) / 4, rtol=1e-12)  # type: ignore[operator]
+    np.testing.assert_array_equal(x.detach().numpy(), v)
+    if grad:
+        z.sum().backward()
+        assert x.grad is not None
+        # d/dx (log_b(max(x + o, f)) + 4) / 4 = 1 / (4 (x + o) ln b) where x + o > f, else 0
+        o, f = kw.get("offset", 0.0), kw.get("floor", 0.0)
+        expected = np.where(v + o > f, 1 / (4 * (v + o) * np.log(kw.get("base", np.e))), 0.0)
+        np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-10)
+
+
+def test_fill_past_end() -> None:
+    x = torch.from_numpy(RNG.standard_normal((3, 2, 10)))
+    assert AF.fill_past_end(x, torch.tensor([10, 12, 10]), 0.0) is x  # every item fills x
+    floor = torch.tensor([-1.0, -2.0, -3.0], dtype=x.dtype).reshape(3, 1, 1)
+    out = AF.fill_past_end(x, torch.tensor([10, 4, 0]), floor)
+    torch.testing.assert_close(out[0], x[0], rtol=0, atol=0)
+    torch.testing.assert_close(out[1, :, :4], x[1, :, :4], rtol=0, atol=0)
+    assert (out[1, :, 4:] == -2.0).all() and (out[2] == -3.0).all()
+
+
 def test_dynamic_range_clamp_and_normalize_per_item() -> None:
     x = RNG.standard_normal((2, 3, 20)) * 5
     lengths = torch.tensor([20, 9])
@@ -258,15 +300,17 @@ def test_banded_filterbank_product_is_the_dense_one() -> None:
     torch.testing.assert_close(fb.grad, expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("block", [4096, 300 * 2048, 2**40])
+@pytest.mark.parametrize("block", [3, 40, 300, 1024])
+@pytest.mark.parametrize("threads", [1, 2])
 def test_kaldi_blocks_give_the_whole_batch_numbers(
-    monkeypatch: pytest.MonkeyPatch, block: int
+    monkeypatch: pytest.MonkeyPatch, block: int, threads: int
 ) -> None:
-    from nnaudio_data.features import kaldi
+    from nnaudio_data.functional import _blocked
 
-    x = torch.randn(3, 20000) * 0.2
-    fbank = KaldiFbank(num_mel_bins=40)
+    x = torch.randn(3, 20000) * 0.2  # 123 frames a row: blocks of part of a row, rows, all
+    fbank = KaldiFbank(num_mel_bins=40, snip_edges=False)
     whole = fbank(x.clone().requires_grad_(True)).detach()  # the differentiable expression
-    monkeypatch.setattr(kaldi, "_BLOCK_BYTES", block)
-    with torch.no_grad():  # float32 FFTs of other batch shapes round differently: ~1e-5 relative
+    monkeypatch.setattr(_blocked, "block_frames", lambda n_fft, dtype, t: block)
+    with torch.no_grad(), torch_threads(threads):
+        # float32 FFTs of other batch shapes round differently: ~1e-5 relative
         torch.testing.assert_close(fbank(x), whole, rtol=3e-5, atol=1e-5)

@@ -15,7 +15,7 @@ kernels ``wcos`` / ``wsin`` ``(n_fft // 2 + 1, frame_length)`` initialised to ex
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
 from typing import Any
 
 import numpy as np
@@ -25,11 +25,11 @@ from nnaudio_data._checks import check_choice, check_float_dtype, check_positive
 from nnaudio_data._shapes import flatten_waveform, row_lengths_of, unflatten
 from nnaudio_data._transform import Transform
 from nnaudio_data.features._common import check_bool, full_precision, register_kernel
-from nnaudio_data.functional._pool import run_shared
+from nnaudio_data.functional._blocked import blocked_applies, frames_fft_power
 from nnaudio_data.functional.amplitude import power_spectrum
 from nnaudio_data.functional.filterbank import apply_filterbank
 from nnaudio_data.functional.framing import kaldi_frame_lengths, kaldi_frames
-from nnaudio_data.functional.level import log
+from nnaudio_data.functional.level import fill_past_end, log
 from nnaudio_data.functional.normalization import normalize
 from nnaudio_data.functional.preprocess import condition_frames, dither
 from nnaudio_data.functional.windows import window as make_window
@@ -40,12 +40,6 @@ __all__ = ["KaldiFbank"]
 
 #: float32 epsilon, Kaldi's floor before the log
 FLT_EPSILON = float(np.finfo(np.float32).eps)
-#: at most this many bytes of conditioned frames per block of the frozen path: a 10 s clip
-#: (2 MB of 512-point frames) is one block, a long one is cut so that no block's temporaries
-#: reach glibc's mmap threshold (32 MiB) and page-fault on every call. Measured on a 2-core EPYC
-#: (16 x 10 s, 1 thread): the whole batch at once 2.3x torch.stft's time, one block per clip
-#: 1.06-1.3x, blocks of 128-512 KiB 1.5-1.8x (per-call overhead of the small FFTs).
-_BLOCK_BYTES = 4 * 2**20
 _WINDOWS = ("povey", "hanning", "hamming", "rectangular", "blackman", "hann")
 
 
@@ -225,48 +219,34 @@ class KaldiFbank(Transform):
         return torch.Generator().manual_seed(int(state))
 
     def _power(self, frames: torch.Tensor) -> torch.Tensor:
-        """``|DFT(conditioned frames)| ** (2 or 1)``: ``(rows, frames, n_fft // 2 + 1)``."""
+        """``|DFT(conditioned frames)| ** (2 or 1)``: ``(rows, n_fft // 2 + 1, frames)``."""
         power = 2.0 if self.use_power else 1.0
         if self.trainable_STFT:
             wcos, wsin = self.wcos.to(frames.dtype), self.wsin.to(frames.dtype)
-            re = torch.matmul(frames, wcos.t())
-            im = torch.matmul(frames, wsin.t())
+            re = torch.matmul(wcos, frames.transpose(1, 2))
+            im = torch.matmul(wsin, frames.transpose(1, 2))
             return power_spectrum(re, im, power)
-        if frames.shape[1] == 0:
-            return frames.new_zeros(frames.shape[0], 0, self.n_fft // 2 + 1)
         window = self.window_mask.to(frames.dtype)
-        if torch.is_grad_enabled() and frames.requires_grad:  # one differentiable expression
-            ri = torch.view_as_real(torch.fft.rfft(self._condition(frames, window), dim=-1))
-            return power_spectrum(ri[..., 0], ri[..., 1], power)
-        # blocks of frames that stay in the cache through conditioning, FFT and power
-        rows, n_frames = frames.shape[:2]
-        out = frames.new_empty(rows, n_frames, self.n_fft // 2 + 1)
-        step = max(1, _BLOCK_BYTES // (self.n_fft * frames.element_size()))
-        plan = [(r, t) for r in range(rows) for t in range(0, n_frames, step)]
-
-        def work(blocks: Iterator[tuple[int, int]]) -> None:
-            for r, t in blocks:
-                block = self._condition(frames[r, t : t + step], window)
-                ri = torch.view_as_real(torch.fft.rfft(block, dim=-1))
-                o = out[r, t : t + step]
-                torch.mul(ri[..., 0], ri[..., 0], out=o)
-                o.addcmul_(ri[..., 1], ri[..., 1])
-                if power != 2.0:
-                    o.sqrt_()
-
-        # each thread takes whole blocks on one thread (one wake-up per thread per call, not one
-        # parallel region per operation: see nnaudio_data.functional._pool)
-        run_shared(plan, work, min(torch.get_num_threads(), len(plan)))
-        return out
-
-    def _condition(self, frames: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-        return condition_frames(
-            frames,
+        condition = functools.partial(
+            condition_frames,
             window=window,
             n_fft=self.n_fft,
             remove_dc_offset=self.remove_dc_offset,
             preemphasis_coefficient=self.preemphasis_coefficient,
         )
+        if blocked_applies(frames, window):
+            # cache-sized blocks through conditioning, FFT and power, on the shared workers
+            return frames_fft_power(
+                frames,
+                n_fft=self.n_fft,
+                power=power,
+                prepare=lambda block, out: condition(block, out=out),
+            )
+        if frames.shape[1] == 0:
+            return frames.new_zeros(frames.shape[0], self.n_fft // 2 + 1, 0)
+        spec = torch.fft.rfft(condition(frames), dim=-1).transpose(1, 2)
+        ri = torch.view_as_real(spec)
+        return power_spectrum(ri[..., 0], ri[..., 1], power)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Filterbank features of ``x``; ``lengths`` ``(batch,)`` valid samples per item."""
@@ -281,7 +261,7 @@ class KaldiFbank(Transform):
         frames = kaldi_frames(rows, self.win_length, self.hop_length, self.snip_edges, row_lengths)
         if self.dither:
             frames = dither(frames, self.dither, self._generator(rows))
-        feats = apply_filterbank(self._power(frames).transpose(1, 2), self.mel_basis)
+        feats = apply_filterbank(self._power(frames), self.mel_basis)
         if self.use_log_fbank:
             feats = log(feats, offset=self.log_offset, floor=self.log_floor or None)
         valid = None if row_lengths is None else self.output_lengths(row_lengths)
@@ -290,9 +270,8 @@ class KaldiFbank(Transform):
             short = self.num_frames - feats.shape[-1]
             if short > 0:
                 feats = torch.nn.functional.pad(feats, (0, short))
-        if valid is not None:  # frames past a clip's end: the zero padding AST gives them
-            mask = torch.arange(feats.shape[-1], device=feats.device) < valid[:, None, None]
-            feats = torch.where(mask, feats, torch.zeros((), dtype=feats.dtype))
+        # frames past a clip's end: the zero padding AST gives them
+        feats = fill_past_end(feats, valid, 0.0)
         if self.norm_mean is not None and self.norm_std is not None:
             feats = normalize(feats, self.norm_mean, self.norm_std)
         return feats

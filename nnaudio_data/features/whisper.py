@@ -21,7 +21,7 @@ from nnaudio_data._transform import Transform
 from nnaudio_data.features._common import check_bool, full_precision, register_kernel
 from nnaudio_data.features.stft import STFT
 from nnaudio_data.functional.filterbank import apply_filterbank
-from nnaudio_data.functional.level import dynamic_range_clamp, log, masked_amax
+from nnaudio_data.functional.level import dynamic_range_clamp, fill_past_end, log, masked_amax
 from nnaudio_data.functional.normalization import normalize
 from nnaudio_data.kernels.mel import mel_filterbank
 
@@ -126,15 +126,13 @@ class WhisperLogMel(Transform):
     def _padded(self, rows: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         n, hop = self.n_samples, self.hop_length
         rows = rows[:, :n]
-        if lengths is not None:  # a clip never reads its neighbours' padding
-            keep = torch.arange(rows.shape[-1], device=rows.device) < lengths[:, None]
-            rows = torch.where(keep, rows, torch.zeros((), dtype=rows.dtype))
         time = rows.shape[-1]
         if time + self.n_fft >= n:  # the clip reaches the end: Whisper's own computation
-            return self._finish(self._log_mel(F.pad(rows, (0, n - time)), None)[..., :-1])
+            padded = _zero_padded(rows, lengths, n - time)
+            return self._finish(self._log_mel(padded, None)[..., :-1])
         # frames from ceil((time + n_fft / 2) / hop) on see only zeros: their value is known
         computed = -(-(time + self.n_fft // 2) // hop)
-        head = self._log_mel(F.pad(rows, (0, self.n_fft)), None)[..., :computed]
+        head = self._log_mel(_zero_padded(rows, lengths, self.n_fft), None)[..., :computed]
         silence = float(torch.log10(torch.tensor(_FLOOR, dtype=head.dtype)))
         # the clip's peak over all its frames: the computed ones and the silent rest
         floor = masked_amax(head, None).clamp_min(silence) - _DYNAMIC_RANGE
@@ -148,9 +146,7 @@ class WhisperLogMel(Transform):
         valid = None if lengths is None else self.output_lengths(lengths)
         out = self._finish(log_mel, valid)
         if valid is not None:  # frames past a clip's end: the clip's floor
-            floor = (masked_amax(out, valid) - _DYNAMIC_RANGE / 4).expand_as(out)
-            mask = torch.arange(out.shape[-1], device=out.device) < valid[:, None, None]
-            out = torch.where(mask, out, floor)
+            out = fill_past_end(out, valid, masked_amax(out, valid) - _DYNAMIC_RANGE / 4)
         return out
 
     def _finish(self, log_mel: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
@@ -162,3 +158,15 @@ class WhisperLogMel(Transform):
             f"n_mels={self.n_mels}, pad={self.pad}, n_samples={self.n_samples}, "
             f"trainable_mel={self.trainable_mel}, trainable_STFT={self.stft.trainable}"
         )
+
+
+def _zero_padded(rows: torch.Tensor, lengths: torch.Tensor | None, extra: int) -> torch.Tensor:
+    """``rows`` zero-padded by ``extra`` samples, each row zero from its own length on (a clip
+    never reads its neighbours' padding): one copy, with only the short rows' tails written."""
+    padded = F.pad(rows, (0, extra))
+    if lengths is not None:
+        time = rows.shape[-1]
+        for i, n in enumerate(lengths.tolist()):
+            if n < time:
+                padded[i, max(n, 0) : time] = 0
+    return padded

@@ -9,7 +9,7 @@
 * Spectra (:mod:`~nnaudio_data.functional.spectral`, :mod:`~nnaudio_data.functional.magnitude`):
   :func:`stft`, :func:`spectrogram`, :func:`istft`, :func:`magnitude`, :func:`power_spectrum`.
 * :func:`apply_filterbank`; levels (:mod:`~nnaudio_data.functional.level`): :func:`log`,
-  :func:`power_to_db`, :func:`dynamic_range_clamp`, :func:`masked_amax`; normalisation:
+  :func:`power_to_db`, :func:`dynamic_range_clamp`, :func:`masked_amax`, :func:`fill_past_end`; normalisation:
   :func:`normalize`, :func:`normalize_per_item`.
 
 Signals are ``(rows, time)`` (batches and channels flattened into rows), spectrograms
@@ -30,7 +30,13 @@ from nnaudio_data.functional.framing import (
     kaldi_frames,
     pad_signal,
 )
-from nnaudio_data.functional.level import dynamic_range_clamp, log, masked_amax, power_to_db
+from nnaudio_data.functional.level import (
+    dynamic_range_clamp,
+    fill_past_end,
+    log,
+    masked_amax,
+    power_to_db,
+)
 from nnaudio_data.functional.normalization import normalize, normalize_per_item
 from nnaudio_data.functional.preprocess import condition_frames, dither, preemphasis, remove_dc
 from nnaudio_data.functional.spectral import (
@@ -51,6 +57,7 @@ __all__ = [
     "dither",
     "dynamic_range_clamp",
     "fill_end_padding",
+    "fill_past_end",
     "frame",
     "frame_count",
     "frame_lengths",

@@ -30,14 +30,16 @@ from nnaudio_data.functional._pool import run_shared
 from nnaudio_data.functional.amplitude import power_spectrum
 from nnaudio_data.functional.framing import center_pad, frame
 
-__all__ = ["stft_fft", "stft_fft_power"]
+__all__ = ["blocked_applies", "frames_fft_power", "stft_fft", "stft_fft_power"]
 
 
-def _blocked(x: torch.Tensor, window: torch.Tensor) -> bool:
-    """Whether the cache-blocked loop applies: CPU, eager, and no gradient to record."""
+def blocked_applies(x: torch.Tensor, *params: torch.Tensor) -> bool:
+    """Whether the cache-blocked loop applies to ``x`` (and ``params``, e.g. the window): CPU,
+    eager, and no gradient to record."""
     if x.device.type != "cpu" or torch.compiler.is_compiling() or torch.jit.is_scripting():
         return False
-    return not (torch.is_grad_enabled() and (x.requires_grad or window.requires_grad))
+    grad = torch.is_grad_enabled()
+    return not (grad and any(t.requires_grad for t in (x, *params)))
 
 
 def _blocks(rows: int, frames: int, max_frames: int) -> Iterator[tuple[slice, slice]]:
@@ -98,19 +100,33 @@ def _frame_sources(
 #: ``reduce(spectrum, rows, frames)``: what the spectrum of block ``(rows, frames)`` becomes in
 #: the output (the spectrum's workspace is the reduction's to overwrite)
 Reduce = Callable[[torch.Tensor, slice, slice], None]
+#: ``prepare(frames, out)``: a block's frames ``(rows, k, frame_length)`` made ready for the FFT
+#: into ``out`` ``(rows, k, n_fft)`` (windowed; Kaldi's: conditioned and zero-padded)
+Prepare = Callable[[torch.Tensor, torch.Tensor], object]
+
+
+def _windowing(window: torch.Tensor) -> Prepare:
+    """``out = frames * window`` (``window`` as long as the FFT)."""
+
+    def prepare(frames: torch.Tensor, out: torch.Tensor) -> None:
+        torch.mul(frames, window, out=out)
+
+    return prepare
 
 
 def _run_blocks(
     sources: list[tuple[int, torch.Tensor]],
     n_frames: int,
-    window: torch.Tensor,
+    prepare: Prepare,
     reduce: Reduce,
     *,
+    n_fft: int | None = None,
     block: int | None = None,
     threads: int | None = None,
 ) -> None:
-    """For each block of :func:`_blocks`: window its frames, rfft them, and ``reduce`` the
-    spectrum ``(block rows, block frames, n_fft // 2 + 1)`` into the output.
+    """For each block of :func:`_blocks`: ``prepare`` its frames (window them), rfft them
+    (``n_fft`` points, default the frame length), and ``reduce`` the spectrum ``(block rows,
+    block frames, n_fft // 2 + 1)`` into the output.
 
     Blocks of ``block`` frames (default :func:`~nnaudio_data.functional._blocksize.block_frames`)
     go to ``threads`` single-threaded workers (default: torch's thread count; see
@@ -118,9 +134,10 @@ def _run_blocks(
     workspaces of its own, allocated once per call: a fresh temporary per block can be handed
     back to the OS by glibc and fault in again. The numbers do not depend on ``block`` or
     ``threads`` (each frame's FFT is the same whatever the batch it is in)."""
-    rows, _, n_fft = sources[0][1].shape
+    rows, _, length = sources[0][1].shape
     if rows == 0:
         return
+    n_fft = length if n_fft is None else n_fft
     like = sources[0][1]
     threads = torch.get_num_threads() if threads is None else threads
     if block is None:
@@ -140,11 +157,7 @@ def _run_blocks(
             for first, frames in sources:
                 lo, hi = max(a, first), min(b, first + frames.shape[1])
                 if lo < hi:
-                    torch.mul(
-                        frames[rs, lo - first : hi - first],
-                        window,
-                        out=windowed[:, lo - a : hi - a],
-                    )
+                    prepare(frames[rs, lo - first : hi - first], windowed[:, lo - a : hi - a])
             spec = spec_ws[: shape[0] * shape[1] * half].view(*shape, half)
             reduce(torch.fft.rfft(windowed, dim=-1, out=spec), rs, fs)
 
@@ -209,11 +222,11 @@ def stft_fft(
           ``(rows, frames, n_fft // 2 + 1)``, as ``torch.stft`` returns it).
     """
     window = window.to(device=x.device, dtype=x.dtype)
-    if _blocked(x, window):
+    if blocked_applies(x, window):
         sources, n_frames = _frame_sources(x, n_fft, hop_length, center, pad_mode)
         shape = (x.shape[0], n_frames, n_fft // 2 + 1)
         out = torch.empty(shape, dtype=_complex(x.dtype), device=x.device)
-        _run_blocks(sources, n_frames, window, _copy_into(out))
+        _run_blocks(sources, n_frames, _windowing(window), _copy_into(out))
         return out.transpose(1, 2)
     frames = frame(x, n_fft, hop_length, center, pad_mode)
     if frames.numel() == 0:  # MKL refuses an empty batch
@@ -243,10 +256,10 @@ def stft_fft_power(
         - Output: ``(rows, n_fft // 2 + 1, frames)`` real (contiguous on the blocked path).
     """
     window = window.to(device=x.device, dtype=x.dtype)
-    if _blocked(x, window):
+    if blocked_applies(x, window):
         sources, n_frames = _frame_sources(x, n_fft, hop_length, center, pad_mode)
         out = torch.empty(x.shape[0], n_fft // 2 + 1, n_frames, dtype=x.dtype, device=x.device)
-        _run_blocks(sources, n_frames, window, _power_into(out, power), **blocking)
+        _run_blocks(sources, n_frames, _windowing(window), _power_into(out, power), **blocking)
         return out
     frames = frame(x, n_fft, hop_length, center, pad_mode)
     if frames.numel() == 0:  # MKL refuses an empty batch
@@ -254,6 +267,26 @@ def stft_fft_power(
     spec = torch.fft.rfft(frames * window, dim=-1).transpose(1, 2)
     ri = torch.view_as_real(spec)
     return power_spectrum(ri[..., 0], ri[..., 1], power)
+
+
+def frames_fft_power(
+    frames: torch.Tensor, *, n_fft: int, prepare: Prepare, power: float
+) -> torch.Tensor:
+    """``|rfft(prepare(frames), n_fft)| ** power`` of ready-cut frames, in cache-sized blocks on
+    the shared single-threaded workers (CPU, no gradient to record: the caller checks).
+
+    ``prepare(frames, out)`` writes a block of frames, ready for the FFT, into ``out`` (Kaldi's
+    :func:`~nnaudio_data.functional.preprocess.condition_frames`).
+
+    Shape:
+        - Input: ``(rows, frames, frame_length)``
+        - Output: ``(rows, n_fft // 2 + 1, frames)`` real, contiguous.
+    """
+    rows, n_frames = frames.shape[:2]
+    out = frames.new_empty(rows, n_fft // 2 + 1, n_frames)
+    if n_frames:
+        _run_blocks([(0, frames)], n_frames, prepare, _power_into(out, power), n_fft=n_fft)
+    return out
 
 
 def _empty(frames: torch.Tensor, n_fft: int, dtype: torch.dtype) -> torch.Tensor:

@@ -12,7 +12,30 @@ import torch
 
 from nnaudio_data.batch import length_mask
 
-__all__ = ["dynamic_range_clamp", "log", "masked_amax", "power_to_db"]
+__all__ = ["dynamic_range_clamp", "fill_past_end", "log", "masked_amax", "power_to_db"]
+
+
+def fill_past_end(
+    x: torch.Tensor, lengths: torch.Tensor | None, value: float | torch.Tensor
+) -> torch.Tensor:
+    """``x`` with the frames of item ``i`` from ``lengths[i]`` on set to ``value`` (a number, or
+    a tensor that broadcasts against ``x``, e.g. a per-item floor). ``x`` itself (no copy) when
+    ``lengths`` is ``None`` or, on the CPU, when every item fills the frames.
+
+    Shape:
+        - Input: ``(batch, ..., frames)``, ``lengths`` ``(batch,)``
+        - Output: the same shape.
+    """
+    if lengths is None:
+        return x
+    lengths = lengths.to(x.device)
+    if x.device.type == "cpu" and bool((lengths >= x.shape[-1]).all()):
+        return x
+    mask = length_mask(lengths, x.shape[-1])
+    mask = mask.reshape(mask.shape[0], *([1] * (x.ndim - 2)), mask.shape[1])
+    if not isinstance(value, torch.Tensor):
+        value = torch.tensor(value, dtype=x.dtype, device=x.device)
+    return torch.where(mask, x, value)
 
 
 def masked_amax(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -22,10 +45,7 @@ def masked_amax(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         - Input: ``(batch, ..., frames)``, ``lengths`` ``(batch,)``
         - Output: ``(batch, 1, ..., 1)`` (broadcasts against ``x``)
     """
-    if lengths is not None:
-        mask = length_mask(lengths.to(x.device), x.shape[-1])
-        mask = mask.reshape(mask.shape[0], *([1] * (x.ndim - 2)), mask.shape[1])
-        x = torch.where(mask, x, torch.tensor(float("-inf"), dtype=x.dtype, device=x.device))
+    x = fill_past_end(x, lengths, float("-inf"))
     if x.shape[0] == 0 or x[0].numel() == 0:
         return x.new_full((x.shape[0], *([1] * (x.ndim - 1))), float("-inf"))
     return x.flatten(1).amax(1).reshape(-1, *([1] * (x.ndim - 1)))
@@ -44,17 +64,26 @@ def log(
         - Input: any non-negative tensor.
         - Output: the same shape.
     """
+    own = False  # whether x is a temporary made here (then the next steps run in place on it)
     if offset:
-        x = x + offset
+        x, own = x + offset, True
     if floor is not None:
-        x = x.clamp_min(floor)
+        x = x.clamp_min_(floor) if own and writable(x) else x.clamp_min(floor)
+        own = True
+    inplace = own and writable(x)
     if base is None:
-        return torch.log(x)
+        return x.log_() if inplace else torch.log(x)
     if base == 10:
-        return torch.log10(x)
+        return x.log10_() if inplace else torch.log10(x)
     if base == 2:
-        return torch.log2(x)
-    return torch.log(x) / math.log(base)
+        return x.log2_() if inplace else torch.log2(x)
+    return (x.log_() if inplace else torch.log(x)).div_(math.log(base))
+
+
+def writable(x: torch.Tensor) -> bool:
+    """Whether ``x`` (a temporary its caller made) may be overwritten in place: no gradient is
+    being recorded through it."""
+    return not (torch.is_grad_enabled() and x.requires_grad)
 
 
 def dynamic_range_clamp(

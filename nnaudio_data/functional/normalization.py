@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from nnaudio_data.batch import length_mask
+from nnaudio_data.functional.level import writable
 
 __all__ = ["normalize", "normalize_per_item"]
 
@@ -19,7 +20,8 @@ def normalize(
         - Input: any tensor.
         - Output: the same shape.
     """
-    return (x - mean) / std
+    centred = x - mean
+    return centred.div_(std) if writable(centred) else centred / std
 
 
 def normalize_per_item(

@@ -54,9 +54,11 @@ def condition_frames(
     n_fft: int,
     remove_dc_offset: bool = True,
     preemphasis_coefficient: float = 0.0,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Kaldi's frame conditioning in one pass into a zero-padded FFT buffer:
-    ``window * preemphasis(remove_dc(frames))`` (per frame), left-aligned in ``n_fft`` samples.
+    ``window * preemphasis(remove_dc(frames))`` (per frame), left-aligned in ``n_fft`` samples,
+    written into ``out`` when given (without gradient; e.g. a reused workspace).
 
     The same numbers as :func:`remove_dc`, :func:`preemphasis` and the window applied in turn
     (the DC term folds into the pre-emphasis: ``(x_i - m) - c (x_{i-1} - m) = x_i - c x_{i-1} -
@@ -64,15 +66,16 @@ def condition_frames(
 
     Shape:
         - Input: ``frames`` ``(..., frame_length)``, ``window`` ``(frame_length,)``
-        - Output: ``(..., n_fft)``, a new contiguous tensor
+        - Output: ``(..., n_fft)``, a new contiguous tensor (or ``out``)
     """
     length = frames.shape[-1]
-    if torch.is_grad_enabled() and (frames.requires_grad or window.requires_grad):
+    if out is None and torch.is_grad_enabled() and (frames.requires_grad or window.requires_grad):
         steps = remove_dc(frames) if remove_dc_offset else frames
         if preemphasis_coefficient:
             steps = preemphasis(steps, preemphasis_coefficient)
         return torch.nn.functional.pad(steps * window, (0, n_fft - length))
-    out = frames.new_empty((*frames.shape[:-1], n_fft))
+    if out is None:
+        out = frames.new_empty((*frames.shape[:-1], n_fft))
     out[..., length:] = 0
     body = out[..., :length]
     c = preemphasis_coefficient

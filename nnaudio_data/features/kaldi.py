@@ -29,7 +29,7 @@ from nnaudio_data.functional._blocked import blocked_applies, frames_fft_power
 from nnaudio_data.functional.amplitude import power_spectrum
 from nnaudio_data.functional.filterbank import apply_filterbank
 from nnaudio_data.functional.framing import kaldi_frame_lengths, kaldi_frames
-from nnaudio_data.functional.level import fill_past_end, log
+from nnaudio_data.functional.level import fill_past_end, log, writable
 from nnaudio_data.functional.normalization import normalize
 from nnaudio_data.functional.preprocess import condition_frames, dither
 from nnaudio_data.functional.windows import window as make_window
@@ -262,8 +262,15 @@ class KaldiFbank(Transform):
         if self.dither:
             frames = dither(frames, self.dither, self._generator(rows))
         feats = apply_filterbank(self._power(frames), self.mel_basis)
+        # feats is this call's own tensor from here on: without autograd the steps run in place
+        own = writable(feats)
         if self.use_log_fbank:
-            feats = log(feats, offset=self.log_offset, floor=self.log_floor or None)
+            feats = log(
+                feats,
+                offset=self.log_offset,
+                floor=self.log_floor or None,
+                out=feats if own else None,
+            )
         valid = None if row_lengths is None else self.output_lengths(row_lengths)
         if self.num_frames is not None:
             feats = feats[..., : self.num_frames]
@@ -273,7 +280,7 @@ class KaldiFbank(Transform):
         # frames past a clip's end: the zero padding AST gives them
         feats = fill_past_end(feats, valid, 0.0)
         if self.norm_mean is not None and self.norm_std is not None:
-            feats = normalize(feats, self.norm_mean, self.norm_std)
+            feats = normalize(feats, self.norm_mean, self.norm_std, out=feats if own else None)
         return feats
 
     def extra_repr(self) -> str:

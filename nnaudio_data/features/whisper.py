@@ -21,7 +21,13 @@ from nnaudio_data._transform import Transform
 from nnaudio_data.features._common import check_bool, full_precision, register_kernel
 from nnaudio_data.features.stft import STFT
 from nnaudio_data.functional.filterbank import apply_filterbank
-from nnaudio_data.functional.level import dynamic_range_clamp, fill_past_end, log, masked_amax
+from nnaudio_data.functional.level import (
+    dynamic_range_clamp,
+    fill_past_end,
+    log,
+    masked_amax,
+    writable,
+)
 from nnaudio_data.functional.normalization import normalize
 from nnaudio_data.kernels.mel import mel_filterbank
 
@@ -112,7 +118,8 @@ class WhisperLogMel(Transform):
 
     def _log_mel(self, rows: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         spec = self.stft.power_spectrogram(rows, 2.0, lengths)
-        return log(apply_filterbank(spec, self.mel_basis), floor=_FLOOR, base=10)
+        mel = apply_filterbank(spec, self.mel_basis)
+        return log(mel, floor=_FLOOR, base=10, out=mel if writable(mel) else None)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Whisper's log-mel of ``x``; ``lengths`` ``(batch,)`` valid samples per item."""
@@ -137,7 +144,11 @@ class WhisperLogMel(Transform):
         # the clip's peak over all its frames: the computed ones and the silent rest
         floor = masked_amax(head, None).clamp_min(silence) - _DYNAMIC_RANGE
         out = head.new_empty((*head.shape[:-1], self.frames))
-        out[..., :computed] = normalize(torch.maximum(head, floor), -4.0, 4.0)
+        if writable(head):  # clamp and normalise straight into the output
+            body = torch.maximum(head, floor, out=out[..., :computed])
+            normalize(body, -4.0, 4.0, out=body)
+        else:
+            out[..., :computed] = normalize(torch.maximum(head, floor), -4.0, 4.0)
         out[..., computed:] = normalize(floor.clamp_min(silence), -4.0, 4.0)
         return out
 
@@ -151,7 +162,7 @@ class WhisperLogMel(Transform):
 
     def _finish(self, log_mel: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         clamped = dynamic_range_clamp(log_mel, _DYNAMIC_RANGE, valid)
-        return normalize(clamped, -4.0, 4.0)
+        return normalize(clamped, -4.0, 4.0, out=clamped if writable(clamped) else None)
 
     def extra_repr(self) -> str:
         return (

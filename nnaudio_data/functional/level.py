@@ -48,36 +48,50 @@ def masked_amax(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
     x = fill_past_end(x, lengths, float("-inf"))
     if x.shape[0] == 0 or x[0].numel() == 0:
         return x.new_full((x.shape[0], *([1] * (x.ndim - 1))), float("-inf"))
-    return x.flatten(1).amax(1).reshape(-1, *([1] * (x.ndim - 1)))
+    return x.amax(dim=tuple(range(1, x.ndim)), keepdim=True)
 
 
 def log(
-    x: torch.Tensor, *, offset: float = 0.0, floor: float | None = None, base: float | None = None
+    x: torch.Tensor,
+    *,
+    offset: float = 0.0,
+    floor: float | None = None,
+    base: float | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``log_base(max(x + offset, floor))``: natural (``base=None``) or in any base.
 
     Kaldi's ``ln(max(x, FLT_EPSILON))`` is ``floor=1.1920929e-07``, Whisper's
     ``log10(max(x, 1e-10))`` is ``floor=1e-10, base=10``, VGGish's ``ln(x + 0.01)`` is
-    ``offset=0.01``.
+    ``offset=0.01``. ``out``: write the result there (``x`` itself: in place; not while a
+    gradient is recorded). Without ``out`` the steps after the first run in place on the
+    function's own temporary, so one new tensor is made, not three.
 
     Shape:
         - Input: any non-negative tensor.
         - Output: the same shape.
     """
-    own = False  # whether x is a temporary made here (then the next steps run in place on it)
+    y = x
     if offset:
-        x, own = x + offset, True
+        y = y + offset if out is None else torch.add(y, offset, out=out)
     if floor is not None:
-        x = x.clamp_min_(floor) if own and writable(x) else x.clamp_min(floor)
-        own = True
-    inplace = own and writable(x)
-    if base is None:
-        return x.log_() if inplace else torch.log(x)
-    if base == 10:
-        return x.log10_() if inplace else torch.log10(x)
-    if base == 2:
-        return x.log2_() if inplace else torch.log2(x)
-    return (x.log_() if inplace else torch.log(x)).div_(math.log(base))
+        if out is not None:
+            y = torch.clamp_min(y, floor, out=out)
+        elif y is not x and writable(y):
+            y = y.clamp_min_(floor)
+        else:
+            y = y.clamp_min(floor)
+    fn = {10: torch.log10, 2: torch.log2}.get(base, torch.log)  # type: ignore[call-overload]
+    if out is not None:
+        y = fn(y, out=out)
+    elif y is not x and writable(y):
+        y = fn(y, out=y)
+    else:
+        y = fn(y)
+    if base is None or base in (10, 2):
+        return y
+    scale = math.log(base)
+    return y.div_(scale) if writable(y) else y / scale
 
 
 def writable(x: torch.Tensor) -> bool:

@@ -11,15 +11,22 @@ __all__ = ["normalize", "normalize_per_item"]
 
 
 def normalize(
-    x: torch.Tensor, mean: float | torch.Tensor, std: float | torch.Tensor
+    x: torch.Tensor,
+    mean: float | torch.Tensor,
+    std: float | torch.Tensor,
+    *,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``(x - mean) / std`` with fixed statistics (numbers, or ``(features, 1)`` tensors for one
     pair per feature row): AST's ``(x + 4.2677393) / (2 * 4.5689974)``, Whisper's ``(x + 4) / 4``.
+    ``out``: write the result there (``x`` itself: in place; not while a gradient is recorded).
 
     Shape:
         - Input: any tensor.
         - Output: the same shape.
     """
+    if out is not None:
+        return torch.sub(x, mean, out=out).div_(std)
     centred = x - mean
     return centred.div_(std) if writable(centred) else centred / std
 

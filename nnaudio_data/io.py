@@ -419,7 +419,7 @@ def _plain_wav(
             _check_declared(shown, name, frames, channels, size, max_samples)
             data = np.empty((frames, channels), dtype=np.int16)
             f.seek(start)
-            view, done = memoryview(data).cast("B"), 0
+            view, done = data.data.cast("B"), 0
             while done < length:
                 got = f.readinto(view[done:])
                 if not got:

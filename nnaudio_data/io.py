@@ -26,7 +26,9 @@ Interface (other modules and the CLI rely on these names):
   int32 for 16-, 24- and 32-bit integer PCM with the scale to apply (reading integers and scaling
   them in torch is 3x faster than libsndfile's own float conversion and gives the same values);
   :func:`scale_into` converts them into a given float tensor (the collate functions write them
-  straight into the padded batch).
+  straight into the padded batch). A plain 16-bit PCM WAV (RIFF size matching the file, one PCM
+  ``fmt `` chunk, a whole ``data`` chunk) is read without libsndfile, to the same int16 values;
+  every other file, and every error, goes through libsndfile.
 * :data:`AUDIO_EXTENSIONS` - the file extensions treated as audio by the adapters.
 * :data:`PICKLE_EXTENSIONS` - fields that would be unpickled by other decoders; the project never
   decodes them.

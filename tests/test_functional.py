@@ -314,3 +314,18 @@ def test_kaldi_blocks_give_the_whole_batch_numbers(
     with torch.no_grad(), torch_threads(threads):
         # float32 FFTs of other batch shapes round differently: ~1e-5 relative
         torch.testing.assert_close(fbank(x), whole, rtol=3e-5, atol=1e-5)
+
+
+def test_large_outputs_are_plain_tensors_with_huge_page_advice() -> None:
+    # the advice changes nothing a caller can see: shape, dtype, strides, writes, frees
+    from nnaudio_data.functional import _memory
+
+    for shape in [(3, 5), (16, 128, 3000)]:  # below and above MIN_BYTES
+        out = _memory.empty(shape, dtype=torch.float32, device="cpu")
+        assert out.shape == shape and out.dtype == torch.float32 and out.is_contiguous()
+        out.fill_(2.5)
+        assert float(out.sum()) == 2.5 * out.numel()
+    assert 16 * 128 * 3000 * 4 >= _memory.MIN_BYTES > 3 * 5 * 4
+    big = _memory.empty((2, 1 << 20), dtype=torch.complex64, device="cpu")
+    big[:, ::4096] = 1 + 2j
+    assert torch.equal(big[:, ::4096], torch.full((2, 256), 1 + 2j, dtype=torch.complex64))

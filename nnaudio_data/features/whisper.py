@@ -20,6 +20,7 @@ from nnaudio_data._shapes import check_lengths, flatten_waveform, row_lengths_of
 from nnaudio_data._transform import Transform
 from nnaudio_data.features._common import check_bool, full_precision, register_kernel
 from nnaudio_data.features.stft import STFT
+from nnaudio_data.functional._memory import empty
 from nnaudio_data.functional.filterbank import apply_filterbank
 from nnaudio_data.functional.level import (
     dynamic_range_clamp,
@@ -143,7 +144,7 @@ class WhisperLogMel(Transform):
         silence = float(torch.log10(torch.tensor(_FLOOR, dtype=head.dtype)))
         # the clip's peak over all its frames: the computed ones and the silent rest
         floor = masked_amax(head, None).clamp_min(silence) - _DYNAMIC_RANGE
-        out = head.new_empty((*head.shape[:-1], self.frames))
+        out = empty((*head.shape[:-1], self.frames), dtype=head.dtype, device=head.device)
         if writable(head):  # clamp and normalise straight into the output
             body = torch.maximum(head, floor, out=out[..., :computed])
             normalize(body, -4.0, 4.0, out=body)

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from nnaudio_data.functional._blocksize import block_frames
+from nnaudio_data.functional._memory import empty
 from nnaudio_data.functional._pool import run_shared
 from nnaudio_data.functional.amplitude import power_spectrum
 from nnaudio_data.functional.framing import center_pad, frame
@@ -227,7 +228,7 @@ def stft_fft(
     if blocked_applies(x, window):
         sources, n_frames = _frame_sources(x, n_fft, hop_length, center, pad_mode)
         shape = (x.shape[0], n_frames, n_fft // 2 + 1)
-        out = torch.empty(shape, dtype=_complex(x.dtype), device=x.device)
+        out = empty(shape, dtype=_complex(x.dtype), device=x.device)
         _run_blocks(sources, n_frames, _windowing(window), _copy_into(out))
         return out.transpose(1, 2)
     frames = frame(x, n_fft, hop_length, center, pad_mode)
@@ -260,7 +261,7 @@ def stft_fft_power(
     window = window.to(device=x.device, dtype=x.dtype)
     if blocked_applies(x, window):
         sources, n_frames = _frame_sources(x, n_fft, hop_length, center, pad_mode)
-        out = torch.empty(x.shape[0], n_fft // 2 + 1, n_frames, dtype=x.dtype, device=x.device)
+        out = empty((x.shape[0], n_fft // 2 + 1, n_frames), dtype=x.dtype, device=x.device)
         _run_blocks(sources, n_frames, _windowing(window), _power_into(out, power), **blocking)
         return out
     frames = frame(x, n_fft, hop_length, center, pad_mode)
@@ -285,7 +286,7 @@ def frames_fft_power(
         - Output: ``(rows, n_fft // 2 + 1, frames)`` real, contiguous.
     """
     rows, n_frames = frames.shape[:2]
-    out = frames.new_empty(rows, n_fft // 2 + 1, n_frames)
+    out = empty((rows, n_fft // 2 + 1, n_frames), dtype=frames.dtype, device=frames.device)
     if n_frames:
         _run_blocks([(0, frames)], n_frames, prepare, _power_into(out, power), n_fft=n_fft)
     return out

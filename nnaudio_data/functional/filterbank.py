@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from nnaudio_data.functional._memory import empty
+
 __all__ = ["apply_filterbank"]
 
 #: filters per group of the banded product
@@ -65,4 +67,7 @@ def apply_filterbank(spec: torch.Tensor, filterbank: torch.Tensor) -> torch.Tens
     if groups is None:
         return torch.matmul(fb, spec)
     parts = [torch.matmul(fb[a:b, lo:hi], spec[..., lo:hi, :]) for a, b, lo, hi in groups]
-    return torch.cat(parts, dim=-2)
+    shape = (*spec.shape[:-2], fb.shape[0], spec.shape[-1])
+    if spec.requires_grad and torch.is_grad_enabled():
+        return torch.cat(parts, dim=-2)
+    return torch.cat(parts, dim=-2, out=empty(shape, dtype=dtype, device=spec.device))

@@ -55,7 +55,6 @@ __all__ = [
     "Case",
     "Timing",
     "machine_details",
-    "machine_line",
     "make_batch",
     "markdown_table",
     "peak_memory",
@@ -146,16 +145,6 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> s
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def machine_line() -> str:
-    """One line naming the machine, torch version, thread count and the 1-minute load average
-    (other processes on a small machine distort every timing), to print above a table."""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, load average {load:.1f}"
-    )
 
 
 def _cpu_model_and_flags() -> tuple[str, set[str]]:

@@ -23,8 +23,6 @@ from bench._common import set_threads
 set_threads(2)  # before numpy is used
 
 import argparse  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
@@ -33,24 +31,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from bench._common import machine_line, markdown_table  # noqa: E402
+from bench._common import machine_details, markdown_table  # noqa: E402
 from nnaudio_data.pipeline import AudioDataset, DurationBatchSampler  # noqa: E402
 from nnaudio_data.recipes import load_recipe  # noqa: E402
 
 SR = 16000
 BATCH = 16
-
-
-def cpu_model() -> str:
-    """The CPU model name (``/proc/cpuinfo``), else what ``platform`` knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def make_clips(n: int, seed: int = 0) -> tuple[list[tuple[np.ndarray, int]], np.ndarray]:
@@ -126,8 +112,7 @@ def main(argv: list[str] | None = None) -> None:
             ]
         )
     plain, bucketed = speeds.values()
-    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"machine: {cpu_model()}; {machine_line()} (1/5/15 min: {load})")
+    print(f"machine: {machine_details()}")
     print(
         f"{args.clips} clips, {durations.sum():.0f} s of audio, durations {durations.min():.1f}-"
         f"{durations.max():.1f} s (median {np.median(durations):.1f} s), log-mel-80, "

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from bench._common import (
     Case,
     Timing,
-    machine_line,
+    machine_details,
     make_batch,
     markdown_table,
     peak_memory,
@@ -255,7 +255,7 @@ def main() -> None:
     )
     parser.add_argument("--accuracy", action="store_true", help="print accuracy figures instead")
     args = parser.parse_args()
-    print(machine_line())
+    print(machine_details())
     if args.accuracy:
         accuracy()
         return

@@ -54,7 +54,7 @@ import torch  # noqa: E402
 import torch.multiprocessing  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
-from bench._common import Case, machine_line, make_batch, markdown_table, time_cases  # noqa: E402
+from bench._common import Case, machine_details, make_batch, markdown_table, time_cases  # noqa: E402
 from nnaudio_data.pipeline import (  # noqa: E402
     AudioDataset,
     DeviceStage,
@@ -442,7 +442,7 @@ def main(argv: list[str] | None = None) -> None:
             ]
         )
     print()
-    print(machine_line())
+    print(machine_details())
     print(
         f"{n} clips x {SECONDS:.0f} s at {SR} Hz, batch {BATCH}, mel {N_MELS} dB, n_fft {N_FFT}, "
         f"hop {HOP}, {WORKERS} workers; {args.rounds} rounds, medians; sharing strategy "

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.signal
+import soundfile as sf
 import torch
 
 CUDA = torch.cuda.is_available()
@@ -55,3 +57,20 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def write_noise_wavs(
+    root: Path, count: int, sr: int, *, level: float, base: int, step: int, corrupt: int
+) -> list[str]:
+    """``count`` int16 WAV files ``c00.wav``... of Gaussian noise at ``level`` (file ``i``:
+    ``base + step * i`` samples, seed ``i``), file ``corrupt`` a broken header; their paths."""
+    paths = []
+    for i in range(count):
+        path = root / f"c{i:02d}.wav"
+        if i == corrupt:
+            path.write_bytes(b"RIFF....WAVEfmt " + b"\x00" * 40)
+        else:
+            data = level * np.random.default_rng(i).standard_normal(base + step * i)
+            sf.write(path, data, sr, subtype="PCM_16")
+        paths.append(str(path))
+    return paths

@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
+from conftest import write_noise_wavs
 from test_pipeline_collate import TorchStft, check_against_items, make_files
 from torchdata import nodes
 from torchdata.stateful_dataloader import StatefulDataLoader
@@ -30,16 +29,7 @@ N_ITEMS = 11  # with batch 3: 4 batches per epoch, the last one partial
 def items(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """11 int16 WAV files of different lengths, the fifth one corrupt."""
     root = tmp_path_factory.mktemp("nodes")
-    paths = []
-    for i in range(N_ITEMS):
-        path = root / f"c{i:02d}.wav"
-        if i == 4:
-            path.write_bytes(b"RIFF....WAVEfmt " + b"\x00" * 40)
-        else:
-            data = 0.2 * np.random.default_rng(i).standard_normal(700 + 113 * i)
-            sf.write(path, data, SR, subtype="PCM_16")
-        paths.append(str(path))
-    return paths
+    return write_noise_wavs(root, N_ITEMS, SR, level=0.2, base=700, step=113, corrupt=4)
 
 
 def _keys(batches: Any, n: int | None = None) -> list[list[str]]:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import torch_threads
+from conftest import torch_threads, write_noise_wavs
 from test_pipeline_collate import TorchStft
 from torch.utils.data import DataLoader
 from torchdata import nodes
@@ -30,16 +30,7 @@ SR = 16000
 def clips(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """10 int16 WAV files of different lengths (one stereo-free set), the fourth one corrupt."""
     root = tmp_path_factory.mktemp("persistent")
-    paths = []
-    for i in range(10):
-        path = root / f"c{i:02d}.wav"
-        if i == 3:
-            path.write_bytes(b"RIFF....WAVEfmt " + b"\x00" * 40)
-        else:
-            data = 0.3 * np.random.default_rng(i).standard_normal(900 + 101 * i)
-            sf.write(path, data, SR, subtype="PCM_16")
-        paths.append(str(path))
-    return paths
+    return write_noise_wavs(root, 10, SR, level=0.3, base=900, step=101, corrupt=3)
 
 
 def _worker_pids(node: object) -> set[int]:

@@ -11,6 +11,7 @@ from conftest import rel_err
 from nnaudio_data.functional import _blocked as _fast
 from nnaudio_data.functional import _blocksize
 from nnaudio_data.functional._blocked import stft_fft, stft_fft_power
+from nnaudio_data.functional.filterbank import apply_filterbank, band_groups
 from nnaudio_data.kernels.windows import get_window, pad_center
 
 # float32 arithmetic on ~1e3-term FFT sums: librosa (float64 reference) agrees to ~1e-7; the
@@ -183,6 +184,101 @@ def test_block_choices_give_identical_results(
     else:
         torch.testing.assert_close(mag, base, rtol=2.5e-7, atol=0)
     assert rel_err(mag, ref.abs() ** power) <= TOL32
+
+
+def _bank(kind: str, bins: int) -> np.ndarray:
+    """A filterbank over ``bins`` bins: librosa's mel (banded), a dense one, or mel with one
+    group of 8 filters all zero (a group of the banded product with no bins)."""
+    if kind == "dense":
+        return np.random.default_rng(3).uniform(0, 1, (20, bins))
+    mel = librosa.filters.mel(sr=22050, n_fft=2 * (bins - 1), n_mels=40)
+    if kind == "empty group":
+        mel[8:16] = 0.0
+    return mel
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("block", [5, 64, 4096])
+@pytest.mark.parametrize("kind", ["mel", "dense", "empty group"])
+@pytest.mark.parametrize("power", [1.0, 2.0])
+def test_filterbank_applied_in_the_blocks(
+    signals: np.ndarray, threads: int, block: int, kind: str, power: float
+) -> None:
+    # the filterbank product of each block while its power is in the cache: blocks within a
+    # row (5, 64 frames) and of several rows (4096), the banded groups, a dense bank and a group
+    # without bins; against float64 librosa and the product applied afterwards
+    x = torch.as_tensor(np.concatenate([signals, signals[:, ::-1]]), dtype=torch.float32)
+    bank = _bank(kind, 129)
+    fb = torch.as_tensor(bank, dtype=torch.float32)
+    assert (band_groups(fb) is None) == (kind == "dense")  # the banded groups run for mel
+    kw = dict(n_fft=256, hop_length=100, center=True, pad_mode="reflect", power=power)
+    w = torch.hann_window(256)
+    with torch.no_grad():
+        ours = stft_fft_power(x, window=w, filterbank=fb, block=block, threads=threads, **kw)  # type: ignore[arg-type]
+        after = apply_filterbank(stft_fft_power(x, window=w, **kw), fb)  # type: ignore[arg-type]
+    spec = librosa.stft(
+        np.asarray(x, dtype=np.float64), n_fft=256, hop_length=100, pad_mode="reflect"
+    )
+    ref = np.einsum(
+        "mf,rft->rmt", bank.astype(np.float32).astype(np.float64), np.abs(spec) ** power
+    )
+    assert ours.shape == ref.shape and ours.is_contiguous()
+    assert rel_err(ours, ref) <= TOL32
+    # only the summation order differs from the product afterwards (float32 rounding)
+    torch.testing.assert_close(ours, after, rtol=2e-6, atol=2e-6 * float(after.abs().max()))
+    if kind == "empty group":
+        assert not ours[:, 8:16].any()
+
+
+def test_filterbank_in_the_blocks_promotes_as_the_product() -> None:
+    # a float32 filterbank over a float64 signal is applied in float64 (as apply_filterbank
+    # promotes); a float64 one over a float32 signal is applied afterwards in float64
+    x = torch.randn(2, 4000, dtype=torch.float64)
+    fb32 = torch.as_tensor(_bank("mel", 129), dtype=torch.float32)
+    kw = dict(n_fft=256, hop_length=64, window=torch.hann_window(256, dtype=torch.float64))
+    kw |= dict(center=True, pad_mode="reflect", power=2.0)
+    with torch.no_grad():
+        ours = stft_fft_power(x, filterbank=fb32, **kw)  # type: ignore[arg-type]
+        power = stft_fft_power(x, **kw)  # type: ignore[arg-type]
+        wider = stft_fft_power(x.float(), filterbank=fb32.double(), **kw)  # type: ignore[arg-type]
+    assert ours.dtype == torch.float64 and wider.dtype == torch.float64
+    torch.testing.assert_close(ours, fb32.double() @ power, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        wider, apply_filterbank(power.float(), fb32.double()), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_filterbank_and_out_must_fit() -> None:
+    frames = torch.randn(2, 30, 400)
+    fb = torch.rand(10, 257)
+
+    def prepare(block: torch.Tensor, out: torch.Tensor) -> None:
+        out[..., 400:].zero_()
+        out[..., :400] = block
+
+    with torch.no_grad():
+        with pytest.raises(ValueError, match=r"filterbank has shape \(10, 129\)"):
+            _fast.frames_fft_power(
+                frames, n_fft=512, prepare=prepare, power=2.0, filterbank=fb[:, :129]
+            )
+        with pytest.raises(
+            ValueError, match=r"out must be a torch.float32 tensor of shape \(2, 10, 30\)"
+        ):
+            _fast.frames_fft_power(
+                frames,
+                n_fft=512,
+                prepare=prepare,
+                power=2.0,
+                filterbank=fb,
+                out=torch.empty(2, 10, 31),
+            )
+        buffer = torch.full((2, 10, 40), -1.0)
+        got = _fast.frames_fft_power(
+            frames, n_fft=512, prepare=prepare, power=2.0, filterbank=fb, out=buffer[..., :30]
+        )
+    assert got.data_ptr() == buffer.data_ptr() and (buffer[..., 30:] == -1.0).all()
+    spec = torch.fft.rfft(torch.nn.functional.pad(frames, (0, 112)), dim=-1).abs() ** 2
+    torch.testing.assert_close(buffer[..., :30], fb @ spec.transpose(1, 2), rtol=2e-5, atol=1e-3)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

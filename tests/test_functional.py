@@ -176,6 +176,48 @@ def test_fill_past_end() -> None:
     assert (out[1, :, 4:] == -2.0).all() and (out[2] == -3.0).all()
 
 
+@pytest.mark.parametrize("value", ["number", "per item", "broadcast"])
+def test_fill_past_end_in_place_writes_only_the_tails(value: str) -> None:
+    x = torch.from_numpy(RNG.standard_normal((4, 3, 12)))
+    lengths = torch.tensor([12, 5, 0, 30])  # full, short, empty, longer than the frames
+    fill = {
+        "number": -7.0,
+        "per item": torch.tensor([-1.0, -2.0, -3.0, -4.0], dtype=x.dtype).reshape(4, 1, 1),
+        "broadcast": torch.tensor([-9.0], dtype=x.dtype).reshape(1, 1, 1),
+    }[value]
+    expected = AF.fill_past_end(x, lengths, fill)  # the out-of-place select
+    assert expected is not x
+    inplace = x.clone()
+    storage = inplace.data_ptr()
+    got = AF.fill_past_end(inplace, lengths, fill, out=inplace)
+    assert got is inplace and got.data_ptr() == storage
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    mask = torch.arange(12) >= lengths.clamp_max(12)[:, None, None]
+    np.testing.assert_array_equal(
+        got.numpy()[~mask.expand(4, 3, 12).numpy()], x.numpy()[~mask.expand(4, 3, 12).numpy()]
+    )
+    other = torch.empty_like(x)  # another out: the whole result is written there
+    assert AF.fill_past_end(x, lengths, fill, out=other) is other
+    torch.testing.assert_close(other, expected, rtol=0, atol=0)
+
+
+def test_masked_amax_reads_only_the_valid_frames() -> None:
+    x = RNG.standard_normal((4, 2, 9))
+    x[1, :, 3:] += 100.0  # past item 1's end: must not be its peak
+    lengths = torch.tensor([9, 3, 0, 20])
+    peak = AF.masked_amax(torch.from_numpy(x), lengths)
+    assert peak.shape == (4, 1, 1)
+    expected = [x[0].max(), x[1, :, :3].max(), -np.inf, x[3].max()]
+    np.testing.assert_array_equal(peak.reshape(4).numpy(), expected)
+    full = AF.masked_amax(torch.from_numpy(x), torch.tensor([9, 9, 9, 9]))
+    np.testing.assert_array_equal(full.reshape(4).numpy(), x.max(axis=(1, 2)))
+    # the gradient reaches each item's own peak only
+    t = torch.from_numpy(x).requires_grad_(True)
+    AF.masked_amax(t, torch.tensor([9, 3, 1, 9])).sum().backward()
+    assert t.grad is not None
+    assert float(t.grad.sum()) == 4.0 and float(t.grad[1, :, 3:].abs().sum()) == 0.0
+
+
 def test_dynamic_range_clamp_and_normalize_per_item() -> None:
     x = RNG.standard_normal((2, 3, 20)) * 5
     lengths = torch.tensor([20, 9])
@@ -285,14 +327,14 @@ def test_banded_filterbank_product_is_the_dense_one() -> None:
     for basis in (mel_filterbank(16000, 400, 80, 0.0, None, False, 1),
                   kaldi_mel_filterbank(16000, 512, 128)):  # fmt: skip
         fb = torch.tensor(basis)
-        assert fbmod._groups(fb) is not None  # mel banks are banded: the banded path runs
+        assert fbmod.band_groups(fb) is not None  # mel banks are banded: the banded path runs
         spec = torch.rand(3, 40, fb.shape[1], dtype=torch.float64).transpose(1, 2)
         torch.testing.assert_close(
             AF.apply_filterbank(spec, fb), torch.matmul(fb, spec), rtol=1e-12, atol=1e-12
         )
     # a filterbank that filled in takes the dense product; one being trained too, so that the
     # zeros of a mel bank get their gradient (they may learn to be non-zero)
-    assert fbmod._groups(torch.rand(20, 33, dtype=torch.float64)) is None
+    assert fbmod.band_groups(torch.rand(20, 33, dtype=torch.float64)) is None
     fb = torch.tensor(mel_filterbank(8000, 64, 20, 0.0, None, False, 1), requires_grad=True)
     spec = torch.rand(2, 33, 9, dtype=torch.float64)
     AF.apply_filterbank(spec, fb).sum().backward()

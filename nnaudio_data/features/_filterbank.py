@@ -18,7 +18,6 @@ from nnaudio_data._shapes import (
 from nnaudio_data._transform import Transform, nnaudio_keys
 from nnaudio_data.features._common import check_not_transposed, register_kernel
 from nnaudio_data.features.stft import STFT
-from nnaudio_data.functional.filterbank import apply_filterbank
 
 __all__: list[str] = []
 
@@ -62,5 +61,5 @@ class _FilterbankSpectrogram(Transform):
         rows, lead = flatten_waveform(x)
         basis = self.basis
         rows = rows.to(torch.promote_types(rows.dtype, basis.dtype))
-        spec = self.stft.power_spectrogram(rows, self.power, row_lengths_of(lengths, lead, rows))
-        return unflatten(apply_filterbank(spec, basis), lead)
+        row_lengths = row_lengths_of(lengths, lead, rows)
+        return unflatten(self.stft.power_spectrogram(rows, self.power, row_lengths, basis), lead)

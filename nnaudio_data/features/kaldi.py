@@ -26,6 +26,7 @@ from nnaudio_data._shapes import flatten_waveform, row_lengths_of, unflatten
 from nnaudio_data._transform import Transform
 from nnaudio_data.features._common import check_bool, full_precision, register_kernel
 from nnaudio_data.functional._blocked import blocked_applies, frames_fft_power
+from nnaudio_data.functional._memory import empty
 from nnaudio_data.functional.amplitude import power_spectrum
 from nnaudio_data.functional.filterbank import apply_filterbank
 from nnaudio_data.functional.framing import kaldi_frame_lengths, kaldi_frames
@@ -218,14 +219,15 @@ class KaldiFbank(Transform):
         )
         return torch.Generator().manual_seed(int(state))
 
-    def _power(self, frames: torch.Tensor) -> torch.Tensor:
-        """``|DFT(conditioned frames)| ** (2 or 1)``: ``(rows, n_fft // 2 + 1, frames)``."""
+    def _fbank(self, frames: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``mel_basis @ |DFT(conditioned frames)| ** (2 or 1)``: ``(rows, num_mel_bins, frames)``
+        (into ``out`` on the blocked path, when given)."""
         power = 2.0 if self.use_power else 1.0
         if self.trainable_STFT:
             wcos, wsin = self.wcos.to(frames.dtype), self.wsin.to(frames.dtype)
             re = torch.matmul(wcos, frames.transpose(1, 2))
             im = torch.matmul(wsin, frames.transpose(1, 2))
-            return power_spectrum(re, im, power)
+            return apply_filterbank(power_spectrum(re, im, power), self.mel_basis)
         window = self.window_mask.to(frames.dtype)
         condition = functools.partial(
             condition_frames,
@@ -235,18 +237,22 @@ class KaldiFbank(Transform):
             preemphasis_coefficient=self.preemphasis_coefficient,
         )
         if blocked_applies(frames, window):
-            # cache-sized blocks through conditioning, FFT and power, on the shared workers
+            # cache-sized blocks through conditioning, FFT, power and the mel product, on the
+            # shared workers
             return frames_fft_power(
                 frames,
                 n_fft=self.n_fft,
                 power=power,
-                prepare=lambda block, out: condition(block, out=out),
+                prepare=lambda block, ws: condition(block, out=ws),
+                filterbank=self.mel_basis,
+                out=out,
             )
         if frames.shape[1] == 0:
-            return frames.new_zeros(frames.shape[0], self.n_fft // 2 + 1, 0)
-        spec = torch.fft.rfft(condition(frames), dim=-1).transpose(1, 2)
-        ri = torch.view_as_real(spec)
-        return power_spectrum(ri[..., 0], ri[..., 1], power)
+            spec = frames.new_zeros(frames.shape[0], self.n_fft // 2 + 1, 0)
+        else:
+            ri = torch.view_as_real(torch.fft.rfft(condition(frames), dim=-1).transpose(1, 2))
+            spec = power_spectrum(ri[..., 0], ri[..., 1], power)
+        return apply_filterbank(spec, self.mel_basis)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Filterbank features of ``x``; ``lengths`` ``(batch,)`` valid samples per item."""
@@ -261,7 +267,15 @@ class KaldiFbank(Transform):
         frames = kaldi_frames(rows, self.win_length, self.hop_length, self.snip_edges, row_lengths)
         if self.dither:
             frames = dither(frames, self.dither, self._generator(rows))
-        feats = apply_filterbank(self._power(frames), self.mel_basis)
+        target = self.num_frames
+        if target is not None:
+            frames = frames[:, :target]  # the frames past num_frames are never computed
+        n = frames.shape[1]
+        padded = None  # (without autograd) the padded output, written in place
+        if target is not None and n < target and blocked_applies(frames, self.mel_basis):
+            shape = (rows.shape[0], self.num_mel_bins, target)
+            padded = empty(shape, dtype=frames.dtype, device=frames.device)
+        feats = self._fbank(frames, None if padded is None else padded[..., :n])
         # feats is this call's own tensor from here on: without autograd the steps run in place
         own = writable(feats)
         if self.use_log_fbank:
@@ -271,14 +285,14 @@ class KaldiFbank(Transform):
                 floor=self.log_floor or None,
                 out=feats if own else None,
             )
-        valid = None if row_lengths is None else self.output_lengths(row_lengths)
-        if self.num_frames is not None:
-            feats = feats[..., : self.num_frames]
-            short = self.num_frames - feats.shape[-1]
-            if short > 0:
-                feats = torch.nn.functional.pad(feats, (0, short))
+        if padded is not None:
+            padded[..., n:].zero_()
+            feats = padded
+        elif target is not None and n < target:
+            feats = torch.nn.functional.pad(feats, (0, target - n))
         # frames past a clip's end: the zero padding AST gives them
-        feats = fill_past_end(feats, valid, 0.0)
+        valid = None if row_lengths is None else self.output_lengths(row_lengths)
+        feats = fill_past_end(feats, valid, 0.0, out=feats if own else None)
         if self.norm_mean is not None and self.norm_std is not None:
             feats = normalize(feats, self.norm_mean, self.norm_std, out=feats if own else None)
         return feats

@@ -311,16 +311,28 @@ class STFT(Transform):
         }
 
     def power_spectrogram(
-        self, x: torch.Tensor, power: float = 2.0, lengths: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        power: float = 2.0,
+        lengths: torch.Tensor | None = None,
+        filterbank: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``|STFT(x)| ** power`` of a flat ``(rows, time)`` signal, ``(rows, freq_bins, frames)``
-        (in the promotion of the input's and the kernels' dtypes).
+        (in the promotion of the input's and the kernels' dtypes), or with ``filterbank``
+        ``(bands, freq_bins)`` that filterbank applied to it, ``(rows, bands, frames)``.
 
         ``lengths`` ``(rows,)``: each row is padded at its own end (see
         :func:`~nnaudio_data.functional.framing.fill_end_padding`)."""
         x = x.to(compute_dtype(x, self.window_mask))
-        spec = spectrogram(x, power=power, lengths=lengths, **self._framing(x))
-        return spec[:, : self.freq_bins]
+        framing = self._framing(x)
+        full = self.n_fft // 2 + 1
+        if filterbank is None:
+            spec = spectrogram(x, power=power, lengths=lengths, **framing)
+            return spec[:, : self.freq_bins]
+        if framing["kernels"] is None and filterbank.shape[-1] == self.freq_bins < full:
+            # the FFT gives every bin: those past freq_bins get no weight
+            filterbank = torch.nn.functional.pad(filterbank, (0, full - self.freq_bins))
+        return spectrogram(x, power=power, lengths=lengths, filterbank=filterbank, **framing)
 
     def forward(
         self,

@@ -21,7 +21,6 @@ from nnaudio_data._transform import Transform
 from nnaudio_data.features._common import check_bool, full_precision, register_kernel
 from nnaudio_data.features.stft import STFT
 from nnaudio_data.functional._memory import empty
-from nnaudio_data.functional.filterbank import apply_filterbank
 from nnaudio_data.functional.level import (
     dynamic_range_clamp,
     fill_past_end,
@@ -118,8 +117,7 @@ class WhisperLogMel(Transform):
         return torch.div(lengths, self.hop_length, rounding_mode="floor")
 
     def _log_mel(self, rows: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-        spec = self.stft.power_spectrogram(rows, 2.0, lengths)
-        mel = apply_filterbank(spec, self.mel_basis)
+        mel = self.stft.power_spectrogram(rows, 2.0, lengths, self.mel_basis)
         return log(mel, floor=_FLOOR, base=10, out=mel if writable(mel) else None)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -158,7 +156,8 @@ class WhisperLogMel(Transform):
         valid = None if lengths is None else self.output_lengths(lengths)
         out = self._finish(log_mel, valid)
         if valid is not None:  # frames past a clip's end: the clip's floor
-            out = fill_past_end(out, valid, masked_amax(out, valid) - _DYNAMIC_RANGE / 4)
+            floor = masked_amax(out, valid) - _DYNAMIC_RANGE / 4
+            out = fill_past_end(out, valid, floor, out=out if writable(out) else None)
         return out
 
     def _finish(self, log_mel: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:

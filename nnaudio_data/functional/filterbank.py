@@ -21,9 +21,10 @@ _GROUP = 8
 _BANDED_MAX_FRACTION = 0.6
 
 
-def _groups(filterbank: torch.Tensor) -> list[tuple[int, int, int, int]] | None:
+def band_groups(filterbank: torch.Tensor) -> list[tuple[int, int, int, int]] | None:
     """``[(first filter, end filter, first bin, end bin), ...]`` covering every non-zero, or
-    ``None`` when the dense product is as cheap (or the filterbank is not banded)."""
+    ``None`` when the dense product is as cheap (or the filterbank is not banded). (Also used by
+    the blocked FFT path, which applies the filterbank block by block.)"""
     bands, bins = filterbank.shape
     if bands < 2 * _GROUP:
         return None
@@ -63,7 +64,7 @@ def apply_filterbank(spec: torch.Tensor, filterbank: torch.Tensor) -> torch.Tens
     # a trainable filterbank takes the dense product: its zeros must get their gradient too
     learns = torch.is_grad_enabled() and fb.requires_grad
     banded = spec.device.type == "cpu" and not learns and not torch.compiler.is_compiling()
-    groups = _groups(fb) if banded else None
+    groups = band_groups(fb) if banded else None
     if groups is None:
         return torch.matmul(fb, spec)
     parts = [torch.matmul(fb[a:b, lo:hi], spec[..., lo:hi, :]) for a, b, lo, hi in groups]

@@ -16,26 +16,39 @@ __all__ = ["dynamic_range_clamp", "fill_past_end", "log", "masked_amax", "power_
 
 
 def fill_past_end(
-    x: torch.Tensor, lengths: torch.Tensor | None, value: float | torch.Tensor
+    x: torch.Tensor,
+    lengths: torch.Tensor | None,
+    value: float | torch.Tensor,
+    *,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``x`` with the frames of item ``i`` from ``lengths[i]`` on set to ``value`` (a number, or
     a tensor that broadcasts against ``x``, e.g. a per-item floor). ``x`` itself (no copy) when
-    ``lengths`` is ``None`` or, on the CPU, when every item fills the frames.
+    ``lengths`` is ``None`` or, on the CPU, when every item fills the frames. ``out``: write the
+    result there (``x`` itself: in place, only the frames past each end are written; not while a
+    gradient is recorded).
 
     Shape:
         - Input: ``(batch, ..., frames)``, ``lengths`` ``(batch,)``
         - Output: the same shape.
     """
-    if lengths is None:
-        return x
+    frames = x.shape[-1]
+    on_cpu = x.device.type == "cpu"
+    if lengths is None or (on_cpu and bool((lengths >= frames).all())):
+        return x if out is None or out is x else out.copy_(x)
     lengths = lengths.to(x.device)
-    if x.device.type == "cpu" and bool((lengths >= x.shape[-1]).all()):
-        return x
-    mask = length_mask(lengths, x.shape[-1])
-    mask = mask.reshape(mask.shape[0], *([1] * (x.ndim - 2)), mask.shape[1])
     if not isinstance(value, torch.Tensor):
         value = torch.tensor(value, dtype=x.dtype, device=x.device)
-    return torch.where(mask, x, value)
+    if on_cpu and out is x:  # only the tails: a whole-tensor select was a pass over all of x
+        # a per-item value (batch, 1, ..., 1) gives item i its own; any other broadcasts as is
+        items = value.ndim == x.ndim
+        for i, n in enumerate(lengths.tolist()):
+            if n < frames:
+                x[i, ..., max(n, 0) :] = value[i if value.shape[0] > 1 else 0] if items else value
+        return x
+    mask = length_mask(lengths, frames)
+    mask = mask.reshape(mask.shape[0], *([1] * (x.ndim - 2)), mask.shape[1])
+    return torch.where(mask, x, value) if out is None else torch.where(mask, x, value, out=out)
 
 
 def masked_amax(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -45,10 +58,21 @@ def masked_amax(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         - Input: ``(batch, ..., frames)``, ``lengths`` ``(batch,)``
         - Output: ``(batch, 1, ..., 1)`` (broadcasts against ``x``)
     """
-    x = fill_past_end(x, lengths, float("-inf"))
+    shape = (x.shape[0], *([1] * (x.ndim - 1)))
     if x.shape[0] == 0 or x[0].numel() == 0:
-        return x.new_full((x.shape[0], *([1] * (x.ndim - 1))), float("-inf"))
-    return x.amax(dim=tuple(range(1, x.ndim)), keepdim=True)
+        return x.new_full(shape, float("-inf"))
+    dims = tuple(range(1, x.ndim))
+    if lengths is not None and x.device.type == "cpu":
+        # each item over its own valid frames, read in place (no filled copy of x)
+        lengths = lengths.clamp_max(x.shape[-1])
+        if bool((lengths < x.shape[-1]).any()):
+            peaks = [
+                x[i, ..., :n].amax() if n > 0 else x.new_tensor(float("-inf"))
+                for i, n in enumerate(lengths.tolist())
+            ]
+            return torch.stack(peaks).reshape(shape)
+        lengths = None
+    return fill_past_end(x, lengths, float("-inf")).amax(dim=dims, keepdim=True)
 
 
 def log(

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from nnaudio_data.functional._blocked import stft_fft, stft_fft_power
 from nnaudio_data.functional.amplitude import power_spectrum
+from nnaudio_data.functional.filterbank import apply_filterbank
 from nnaudio_data.functional.framing import fill_end_padding, frame, frame_count
 
 __all__ = [
@@ -123,14 +124,18 @@ def spectrogram(
     power: float = 2.0,
     kernels: tuple[torch.Tensor, torch.Tensor] | None = None,
     lengths: torch.Tensor | None = None,
+    filterbank: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``|STFT(x)| ** power`` (1: magnitude, 2: power), real; arguments as :func:`stft`.
+    """``|STFT(x)| ** power`` (1: magnitude, 2: power), real; arguments as :func:`stft`. With
+    ``filterbank`` ``(bands, bins)``: that filterbank applied to it (a mel spectrogram), as
+    :func:`~nnaudio_data.functional.filterbank.apply_filterbank` would.
 
-    The FFT path on the CPU computes it block by block without the complex intermediate.
+    The FFT path on the CPU computes it block by block without the complex intermediate (and
+    applies the filterbank to each block while its power is in the cache).
 
     Shape:
         - Input: ``(rows, time)``
-        - Output: ``(rows, bins, frames)``
+        - Output: ``(rows, bins, frames)``, or ``(rows, bands, frames)``
     """
     if kernels is not None:
         re, im = stft(
@@ -143,7 +148,8 @@ def spectrogram(
             kernels=kernels,
             lengths=lengths,
         )
-        return power_spectrum(re, im, power)
+        spec = power_spectrum(re, im, power)
+        return spec if filterbank is None else apply_filterbank(spec, filterbank)
     n_frames = frame_count(x.shape[-1], n_fft, hop_length, center)
     x = _own_ends(x, lengths, n_fft, center, pad_mode)
     spec = stft_fft_power(
@@ -154,6 +160,7 @@ def spectrogram(
         center=center,
         pad_mode=pad_mode,
         power=power,
+        filterbank=filterbank,
     )
     return spec[..., :n_frames]
 

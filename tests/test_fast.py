@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
 import librosa
 import numpy as np
 import pytest
 import torch
-from conftest import rel_err
+from conftest import rel_err, torch_threads
 
 from nnaudio_data.functional import _blocked as _fast
 from nnaudio_data.functional import _blocksize
@@ -451,3 +457,109 @@ def test_pool_workers_run_torch_on_one_thread_and_nest() -> None:
     finally:
         torch.set_num_threads(before)
     assert len(seen) == 6 * 4 and {n for _, n in seen} == {1}
+
+
+@pytest.fixture
+def parallel_mode() -> Iterator[Callable[[str], None]]:
+    """Set the blocked loop's parallel mode for one test, restored after."""
+    from nnaudio_data.functional import _pool
+
+    before = _pool._MODE
+    yield _pool.set_parallel
+    _pool.set_parallel(before)
+
+
+def test_parallel_mode_follows_the_other_processes_load(
+    monkeypatch: pytest.MonkeyPatch, parallel_mode: Callable[[str], None]
+) -> None:
+    # auto: by operations while other processes leave a CPU for each thread, on the pool
+    # otherwise; never on one thread or inside a pool worker
+    from nnaudio_data.functional import _pool
+
+    parallel_mode("auto")
+    monkeypatch.setattr(_pool.os, "sched_getaffinity", lambda pid: set(range(4)))
+    for others, threads, expected in [
+        (0.0, 2, True),
+        (2.4, 2, True),
+        (2.6, 2, False),
+        (0.4, 4, True),
+        (0.6, 4, False),
+        (0.0, 1, False),
+    ]:
+        monkeypatch.setattr(_pool, "_others_busy", lambda cpus, o=others: o)
+        assert _pool.by_operations(threads) is expected, (others, threads)
+    monkeypatch.setattr(_pool, "_others_busy", lambda cpus: 0.0)
+    seen: list[bool] = []
+    _pool.run_shared(range(2), lambda items: seen.extend(_pool.by_operations(2) for _ in items), 2)
+    assert seen == [False, False]  # a pool worker never nests a parallel loop
+    parallel_mode("pool")
+    assert not _pool.by_operations(2)
+    parallel_mode("operations")
+    assert _pool.by_operations(2) and not _pool.by_operations(1)
+    with pytest.raises(ValueError, match=r"parallel mode must be one of .* got 'threads'"):
+        parallel_mode("threads")
+
+
+def test_the_load_counts_other_processes_not_this_one() -> None:
+    # this process spinning is not load; a busy process beside it is (about one CPU)
+    from nnaudio_data.functional import _pool
+
+    cpus = os.sched_getaffinity(0)
+
+    def measured(seconds: float = 0.7) -> float:
+        _pool._SAMPLE.clear()
+        _pool._others_busy(cpus)  # the first sample
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:  # this process busy meanwhile
+            pass
+        return _pool._others_busy(cpus)
+
+    alone = measured()
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)
+        beside = measured()
+    finally:
+        hog.kill()
+        hog.wait()
+    _pool._SAMPLE.clear()
+    assert 0.0 <= alone and beside - alone >= 0.4, (alone, beside)
+
+
+def test_a_bad_parallel_environment_variable_warns_and_falls_back() -> None:
+    code = "from nnaudio_data.functional import _pool; print(_pool._MODE)"
+    env = {**os.environ, "NNAUDIO_DATA_PARALLEL": "fast", "PYTHONWARNINGS": "default"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "auto"
+    assert "NNAUDIO_DATA_PARALLEL must be one of" in done.stderr and "'fast'" in done.stderr
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_both_parallel_modes_give_the_same_numbers(
+    signals: np.ndarray, threads: int, parallel_mode: Callable[[str], None]
+) -> None:
+    # the numbers never depend on how the blocks are shared out: the pool's single-threaded
+    # workers and each operation parallel over larger blocks give the same bits
+    from nnaudio_data.features import KaldiFbank, MelSpectrogram
+
+    x = torch.as_tensor(np.concatenate([signals, signals[:, ::-1]]), dtype=torch.float32)
+    w = torch.hann_window(512)
+    kw = dict(n_fft=512, hop_length=128, window=w, center=True, pad_mode="reflect")
+    mel = MelSpectrogram(sr=22050, n_fft=512, hop_length=128, n_mels=64)
+    fbank = KaldiFbank(sample_frequency=22050, num_mel_bins=40)
+    results = {}
+    with torch.no_grad(), torch_threads(threads):
+        for mode in ("pool", "operations"):
+            parallel_mode(mode)
+            results[mode] = [
+                stft_fft(x, **kw),  # type: ignore[arg-type]
+                stft_fft_power(x, power=1.0, **kw),  # type: ignore[arg-type]
+                mel(x),
+                fbank(x),
+            ]
+    for a, b in zip(results["pool"], results["operations"]):
+        assert torch.equal(a, b)
+    ref = torch.stft(x, 512, 128, window=w, center=True, pad_mode="reflect", return_complex=True)
+    assert rel_err(results["operations"][0], ref) <= TOL32

@@ -29,7 +29,7 @@ import torch
 
 from nnaudio_data.functional._blocksize import block_frames
 from nnaudio_data.functional._memory import empty
-from nnaudio_data.functional._pool import run_shared
+from nnaudio_data.functional._pool import by_operations, run_shared
 from nnaudio_data.functional.amplitude import power_spectrum
 from nnaudio_data.functional.filterbank import apply_filterbank, band_groups
 from nnaudio_data.functional.framing import center_pad, frame
@@ -133,8 +133,9 @@ def _run_blocks(
     block frames, n_fft // 2 + 1)`` into the output.
 
     Blocks of ``block`` frames (default :func:`~nnaudio_data.functional._blocksize.block_frames`)
-    go to ``threads`` single-threaded workers (default: torch's thread count; see
-    :mod:`nnaudio_data.functional._pool`). Each worker windows into a workspace of its own,
+    go to ``threads`` single-threaded workers (default: torch's thread count), or on a quiet
+    machine run in the caller, ``threads`` times larger, with each operation parallel over
+    torch's threads (:func:`~nnaudio_data.functional._pool.by_operations`). Each worker windows into a workspace of its own,
     allocated once per call (a whole-batch temporary would be handed back to the OS by glibc and
     fault in again on every call); the spectrum of a block is rfft's own result (with ``out=``
     rfft copies from a temporary: 5-8 % of the call). The numbers do not depend on ``block`` or
@@ -145,8 +146,10 @@ def _run_blocks(
     n_fft = length if n_fft is None else n_fft
     like = sources[0][1]
     threads = torch.get_num_threads() if threads is None else threads
+    # a quiet machine: each operation parallel over torch's threads, each with a block's share
+    by_ops = threads == torch.get_num_threads() and by_operations(threads)
     if block is None:
-        block = block_frames(n_fft, like.dtype, threads)
+        block = block_frames(n_fft, like.dtype, threads) * (threads if by_ops else 1)
     plan = list(_blocks(rows, n_frames, block))
     # the first block is the largest: only the last ones are shorter
     size = len(range(rows)[plan[0][0]]) * len(range(n_frames)[plan[0][1]])
@@ -165,7 +168,10 @@ def _run_blocks(
             # it (an extra pass over the block); this block-sized allocation is reused by malloc
             reduce(torch.fft.rfft(windowed, dim=-1), rs, fs)
 
-    run_shared(plan, work, min(threads, len(plan)))
+    if by_ops:
+        work(iter(plan))
+    else:
+        run_shared(plan, work, min(threads, len(plan)))
 
 
 def _copy_into(out: torch.Tensor) -> Reduce:

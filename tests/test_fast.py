@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import librosa
 import numpy as np
@@ -501,29 +502,65 @@ def test_parallel_mode_follows_the_other_processes_load(
 
 
 def test_the_load_counts_other_processes_not_this_one() -> None:
-    # this process spinning is not load; a busy process beside it is (about one CPU)
+    # this process spinning is not load; a busy process beside it (while this one sleeps) is,
+    # about one CPU: were this process's own time counted, the two would read the same
     from nnaudio_data.functional import _pool
 
     cpus = os.sched_getaffinity(0)
 
-    def measured(seconds: float = 0.7) -> float:
+    def measured(spin: bool, seconds: float = 0.7) -> float:
         _pool._SAMPLE.clear()
         _pool._others_busy(cpus)  # the first sample
         end = time.monotonic() + seconds
-        while time.monotonic() < end:  # this process busy meanwhile
-            pass
+        while time.monotonic() < end:
+            if not spin:
+                time.sleep(0.01)
         return _pool._others_busy(cpus)
 
-    alone = measured()
+    alone = measured(spin=True)
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.2)
-        beside = measured()
+        beside = measured(spin=False)
     finally:
         hog.kill()
         hog.wait()
     _pool._SAMPLE.clear()
     assert 0.0 <= alone and beside - alone >= 0.4, (alone, beside)
+
+
+def _child_measures(queue: Any) -> None:
+    from nnaudio_data.functional import _pool
+
+    cpus = os.sched_getaffinity(0)
+    _pool._others_busy(cpus)  # inherited sample: must be dropped, not compared with
+    time.sleep(0.6)  # the parent waits meanwhile: nothing else is busy
+    queue.put(_pool._others_busy(cpus))
+
+
+def test_a_forked_child_measures_the_load_afresh() -> None:
+    # the child's own CPU time restarts at 0: against the parent's sample it would read the
+    # parent's whole CPU time (seconds: torch's import alone) as other processes' load. What the
+    # child measures must be what the parent measures over the same time (other load included)
+    import multiprocessing
+
+    from nnaudio_data.functional import _pool
+
+    cpus = os.sched_getaffinity(0)
+    own = os.times().user + os.times().system
+    assert own > 1.0  # so that the mistake would read > 1.5 CPUs more than the parent
+    _pool._SAMPLE.clear()
+    _pool._others_busy(cpus)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_measures, args=(queue,))
+    time.sleep(0.6)
+    child.start()
+    others = queue.get(timeout=30)
+    child.join(timeout=30)
+    parent = _pool._others_busy(cpus)  # over the child's life, the child included
+    _pool._SAMPLE.clear()
+    assert child.exitcode == 0 and 0.0 <= others < parent + 0.9, (others, parent)
 
 
 def test_a_bad_parallel_environment_variable_warns_and_falls_back() -> None:

@@ -93,6 +93,9 @@ def _others_busy(cpus: set[int]) -> float:
     the 1-minute load average less one (the caller)."""
     now = time.monotonic()
     with _LOCK:
+        if _SAMPLE.get("pid") != os.getpid():  # a forked child: its own CPU time starts at 0
+            _SAMPLE.clear()
+            _SAMPLE["pid"] = os.getpid()
         last = _SAMPLE.get("time")
         if last is not None and now - last < _SAMPLE_S:
             return _SAMPLE["others"]

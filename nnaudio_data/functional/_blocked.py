@@ -5,17 +5,18 @@ FFT per windowed frame. These functions are pure (no module state) and different
 to the input; they run on any device and under ``torch.compile``.
 
 Speed (CPU, no gradient, eager): the frames are processed in blocks sized from the machine's
-caches (:mod:`nnaudio_data.functional._blocksize`), shared out to single-threaded workers (one
-wake-up per thread and call instead of a parallel region per operation:
-:mod:`nnaudio_data.functional._pool`); each block is windowed into a reused workspace, transformed
-(``rfft``'s ``out=`` variant would copy from a temporary: its block-sized result is new, and malloc
-reuses it from block to block), and reduced to magnitude / power straight into the preallocated
-output. This
-avoids what makes ``torch.stft(...).abs()`` slow: large fresh temporaries (glibc hands large blocks
-back to the OS, so every call page-faults them in again), a pass through memory per step, and the
-slow complex ``abs``. The reduction is three vectorised passes over cache-resident data: the
-spectrum squared in place (contiguous), the strided sum of its real and imaginary parts into the
-output, and for a magnitude the square root in place (a block of 64 frames at n_fft 2048 on one
+caches (:mod:`nnaudio_data.functional._blocksize`), shared out to single-threaded workers on a
+busy machine (one wake-up per thread and call instead of a parallel region per operation) or,
+on a quiet one, run with each operation parallel (:mod:`nnaudio_data.functional._pool`). Each
+block is windowed into a reused workspace, transformed (``rfft``'s ``out=`` variant would copy
+from a temporary: its block-sized result is new, and malloc reuses it from block to block), and
+reduced to magnitude / power straight into the preallocated output, or, for a filterbank (mel,
+Kaldi), to the filterbank applied to that power while it is in the cache. This avoids what makes
+``torch.stft(...).abs()`` slow: large fresh temporaries (glibc hands large blocks back to the
+OS, so every call page-faults them in again), a pass through memory per step, and the slow
+complex ``abs``. The reduction is three vectorised passes over cache-resident data: the spectrum
+squared in place (contiguous), the strided sum of its real and imaginary parts into the output,
+and for a magnitude the square root in place (a block of 64 frames at n_fft 2048 on one
 AVX-512 core: 40 + 28 us, where ``re * re`` then ``addcmul`` on the strided views took 85 + 28 us,
 the complex ``abs`` 245 us, ``hypot`` 221 us and ``vector_norm`` 307 us). Where a gradient is
 needed, on GPUs and under ``torch.compile`` the same numbers come from one whole-batch expression.
@@ -135,8 +136,8 @@ def _run_blocks(
     Blocks of ``block`` frames (default :func:`~nnaudio_data.functional._blocksize.block_frames`)
     go to ``threads`` single-threaded workers (default: torch's thread count), or on a quiet
     machine run in the caller, ``threads`` times larger, with each operation parallel over
-    torch's threads (:func:`~nnaudio_data.functional._pool.by_operations`). Each worker windows into a workspace of its own,
-    allocated once per call (a whole-batch temporary would be handed back to the OS by glibc and
+    torch's threads (:func:`~nnaudio_data.functional._pool.by_operations`). Each worker windows
+    into a workspace of its own, allocated once per call (a whole-batch temporary would be handed back to the OS by glibc and
     fault in again on every call); the spectrum of a block is rfft's own result (with ``out=``
     rfft copies from a temporary: 5-8 % of the call). The numbers do not depend on ``block`` or
     ``threads`` (each frame's FFT is the same whatever the batch it is in)."""

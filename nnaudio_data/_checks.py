@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 __all__ = [
+    "check_bool",
     "check_choice",
     "check_float_dtype",
     "check_non_negative_int",
@@ -34,6 +35,13 @@ _DTYPES = {
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` if it is a bool (numpy bools too), else ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 def check_positive_int(name: str, value: Any) -> int:

@@ -16,7 +16,7 @@ import webdataset as wds
 from test_pipeline_collate import TorchStft, check_against_items
 
 from nnaudio_data.batch import SpecBatch, WaveBatch
-from nnaudio_data.io import DecodeError
+from nnaudio_data.io import DecodeError, SampleError
 from nnaudio_data.pipeline import (
     AudioHandler,
     BatchTransform,
@@ -26,6 +26,7 @@ from nnaudio_data.pipeline import (
     audio_pipeline,
     split_shards,
 )
+from nnaudio_data.pipeline.samples import PCM
 
 SR = 16000
 
@@ -216,6 +217,37 @@ def test_handler_contract() -> None:
         AudioHandler()(".x.wav", b"junk")
     with pytest.raises(ValueError, match="on_error"):
         AudioHandler("warn")
+
+
+def test_native_handler_hands_the_samples_as_stored() -> None:
+    # integer PCM and its scale for the collate to convert once, into the batch: the same
+    # numbers as the float decode, the same batch bit for bit
+    rng = np.random.default_rng(5)
+    mono = (rng.standard_normal(700) * 0.3).clip(-1, 1)
+    stereo = (rng.standard_normal((500, 2)) * 0.3).clip(-1, 1)
+    fields = {
+        ".a.wav": _encode(mono, "WAV", "PCM_16"),
+        ".b.flac": _encode(mono, "FLAC", "PCM_24"),
+        ".c.wav": _encode(stereo, "WAV", "FLOAT"),
+    }
+    native, floating = AudioHandler(native=True), AudioHandler()
+    for key, data in fields.items():
+        got, (audio, rate) = native(key, data), floating(key, data)
+        assert isinstance(got, PCM) and got.sample_rate == rate == SR
+        expected_dtype = {".a.wav": torch.int16, ".b.flac": torch.int32}.get(key, torch.float32)
+        assert got.audio.dtype == expected_dtype and got.audio.shape == audio.shape
+        torch.testing.assert_close(got.audio.double() * got.scale, audio.double(), rtol=0, atol=0)
+    collate = WaveCollate(sample_rate=SR, mono=True)  # the stereo clip averaged: one batch
+    as_stored = collate([{"__key__": k, "audio": native(k, d)} for k, d in fields.items()])
+    decoded = collate([{"__key__": k, "audio": d} for k, d in fields.items()])  # bytes
+    assert torch.equal(as_stored.audio, decoded.audio) and as_stored.keys == decoded.keys
+    assert torch.equal(as_stored.lengths, decoded.lengths)
+    with pytest.raises(SampleError, match=r"'a'.* 16000 Hz, expected 8000") as info:
+        collate([{"__key__": "a", "audio": native(".a.wav", fields[".a.wav"]), "sr": 8000}])
+    assert info.value.reason == "sample_rate"
+    with pytest.raises(ValueError, match="native must be True or False, got 'yes'"):
+        AudioHandler(native="yes")
+    assert "native=True" in repr(native)
 
 
 def test_broken_tar_stream_is_counted_from_the_worker(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nnaudio_data._checks import check_positive_int
+from nnaudio_data._checks import check_bool, check_positive_int
 
 __all__ = [
     "check_bool",
@@ -29,13 +29,6 @@ def register_kernel(module: nn.Module, name: str, kernel: torch.Tensor, trainabl
         module.register_parameter(name, nn.Parameter(kernel))
     else:
         module.register_buffer(name, kernel, persistent=False)
-
-
-def check_bool(name: str, value: Any) -> bool:
-    """``value`` if it is a bool (numpy bools too), else ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
-        return bool(value)
-    raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 def compute_dtype(x: torch.Tensor, kernel: torch.Tensor) -> torch.dtype:

@@ -91,6 +91,7 @@ from nnaudio_data.pipeline.policy import (
 )
 from nnaudio_data.pipeline.samples import (
     ENCODED,
+    PCM,
     Item,
     all_finite,
     as_float,
@@ -98,6 +99,7 @@ from nnaudio_data.pipeline.samples import (
     cached_resampler,
     collate_labels,
     hf_audio,
+    pcm,
     skipped_marker,
 )
 from nnaudio_data.pipeline.stage import BatchTransform, apply_transform, check_on_cpu
@@ -179,20 +181,21 @@ class WaveCollate:
         data, scale, sr = read_native(
             source, key=key, dtype=self.dtype, max_samples=self.max_samples
         )
-        # (time, channels) -> (channels, time); one channel as a plain (1, T) row
-        audio = (
-            torch.from_numpy(data[:, 0]).unsqueeze(0)
-            if data.shape[1] == 1
-            else torch.from_numpy(data).T
-        )
-        if expected_sr is not None and int(expected_sr) != sr:
-            name = key if key is not None else str(source)
+        name = key if key is not None else str(source)
+        return self._native(pcm(data, scale, sr), name, expected_sr)
+
+    @staticmethod
+    def _native(value: PCM, name: str | None, expected_sr: Any) -> tuple[torch.Tensor, int, float]:
+        """``(audio, sample_rate, scale)`` of audio decoded as stored, its rate checked against
+        the sample's ``expected_sr`` (when it names one)."""
+        if expected_sr is not None and int(expected_sr) != value.sample_rate:
             raise SampleError(
-                f"sample {name!r}: the file's sample rate is {sr} Hz, expected {expected_sr}",
+                f"sample {name!r}: the file's sample rate is {value.sample_rate} Hz, expected "
+                f"{expected_sr}",
                 key=name,
                 reason="sample_rate",
             )
-        return audio, sr, scale
+        return value.audio, value.sample_rate, value.scale
 
     def _from_dict(self, sample: Mapping[str, Any], index: int) -> Item:
         key = sample.get("key", sample.get("__key__"))
@@ -226,7 +229,9 @@ class WaveCollate:
             name = path if name is None and path is not None else name
         elif isinstance(value, tuple | list) and len(value) == 2:
             value, sr = value
-        if isinstance(value, ENCODED):
+        if isinstance(value, PCM):  # decoded as stored (AudioHandler(native=True))
+            audio, sr, scale = self._native(value, name, sr)
+        elif isinstance(value, ENCODED):
             if name is None and isinstance(value, str | os.PathLike):
                 name = os.fspath(value)
             audio, sr, scale = self._decode(value, name, sr)

@@ -25,6 +25,7 @@ from nnaudio_data.pipeline.policy import (
 
 __all__ = [
     "ENCODED",
+    "PCM",
     "Item",
     "all_finite",
     "as_float",
@@ -32,11 +33,34 @@ __all__ = [
     "cached_resampler",
     "collate_labels",
     "hf_audio",
+    "pcm",
     "skipped_marker",
 ]
 
 
 ENCODED = (bytes, bytearray, memoryview, str, os.PathLike)
+
+
+@dataclasses.dataclass(frozen=True)
+class PCM:
+    """Audio decoded as it is stored (what ``AudioHandler(native=True)`` gives the collate):
+    ``audio`` ``(channels, time)`` integer PCM, or float, whose values are ``audio * scale``. The
+    collate converts it once, straight into the padded batch."""
+
+    audio: torch.Tensor
+    sample_rate: int
+    scale: float = 1.0
+
+
+def pcm(data: np.ndarray, scale: float, sample_rate: int) -> PCM:
+    """:class:`PCM` of :func:`~nnaudio_data.io.read_native`'s ``(time, channels)`` result: one
+    channel as a plain ``(1, time)`` row, several as a transposed view (no copy)."""
+    audio = (
+        torch.from_numpy(data[:, 0]).unsqueeze(0)
+        if data.shape[1] == 1
+        else torch.from_numpy(data).T
+    )
+    return PCM(audio, sample_rate, scale)
 
 
 @dataclasses.dataclass

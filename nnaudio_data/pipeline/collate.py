@@ -181,8 +181,9 @@ class WaveCollate:
         data, scale, sr = read_native(
             source, key=key, dtype=self.dtype, max_samples=self.max_samples
         )
-        name = key if key is not None else str(source)
-        return self._native(pcm(data, scale, sr), name, expected_sr)
+        if key is None and isinstance(source, str | os.PathLike):
+            key = os.fspath(source)
+        return self._native(pcm(data, scale, sr), key, expected_sr)
 
     @staticmethod
     def _native(value: PCM, name: str | None, expected_sr: Any) -> tuple[torch.Tensor, int, float]:

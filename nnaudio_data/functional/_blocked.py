@@ -47,6 +47,11 @@ def blocked_applies(x: torch.Tensor, *params: torch.Tensor) -> bool:
     return not (grad and any(t.requires_grad for t in (x, *params)))
 
 
+#: the most bytes of windowed frames in one block when each operation runs parallel (so that
+#: many threads do not make a block, and its spectrum, hundreds of MB)
+_OPS_BLOCK_BYTES = 16 << 20
+
+
 def _blocks(rows: int, frames: int, max_frames: int) -> Iterator[tuple[slice, slice]]:
     """``(row slice, frame slice)`` pairs covering ``rows x frames`` in the fewest blocks of at most
     ``max_frames`` frames, as equal as possible: groups of whole rows when a row fits, otherwise
@@ -137,10 +142,11 @@ def _run_blocks(
     go to ``threads`` single-threaded workers (default: torch's thread count), or on a quiet
     machine run in the caller, ``threads`` times larger, with each operation parallel over
     torch's threads (:func:`~nnaudio_data.functional._pool.by_operations`). Each worker windows
-    into a workspace of its own, allocated once per call (a whole-batch temporary would be handed back to the OS by glibc and
-    fault in again on every call); the spectrum of a block is rfft's own result (with ``out=``
-    rfft copies from a temporary: 5-8 % of the call). The numbers do not depend on ``block`` or
-    ``threads`` (each frame's FFT is the same whatever the batch it is in)."""
+    into a workspace of its own, allocated once per call (a whole-batch temporary would be
+    handed back to the OS by glibc and fault in again on every call); the spectrum of a block is
+    rfft's own result (with ``out=`` rfft copies from a temporary: 5-8 % of the call). The
+    numbers do not depend on ``block``, ``threads`` or the parallel mode (each frame's FFT is the
+    same whatever the batch it is in)."""
     rows, _, length = sources[0][1].shape
     if rows == 0:
         return
@@ -150,7 +156,10 @@ def _run_blocks(
     # a quiet machine: each operation parallel over torch's threads, each with a block's share
     by_ops = threads == torch.get_num_threads() and by_operations(threads)
     if block is None:
-        block = block_frames(n_fft, like.dtype, threads) * (threads if by_ops else 1)
+        block = block_frames(n_fft, like.dtype, threads)
+        if by_ops:  # a block's share per thread, within a bound on the block's workspace
+            cap = _OPS_BLOCK_BYTES // (n_fft * like.element_size())
+            block = max(block, min(block * threads, cap))
     plan = list(_blocks(rows, n_frames, block))
     # the first block is the largest: only the last ones are shorter
     size = len(range(rows)[plan[0][0]]) * len(range(n_frames)[plan[0][1]])

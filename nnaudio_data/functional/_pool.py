@@ -18,12 +18,12 @@ operations and a wake-up that the scheduler may first place on the caller's CPU 
 ran, seen on a 2-core VM), while OpenMP threads keep spinning between regions and need no GIL.
 So :func:`by_operations` chooses: when other processes leave a CPU for each thread (their CPU
 time on our CPUs over the last half second, from ``/proc/stat``) a loop runs in the caller with
-every operation parallel over larger blocks; otherwise on the pool. 16 x 4 s at 22.05 kHz, log-mel 128, 2 threads, 2-core
-AVX-512 VM, best / median ms: quiet, back to back 6.5 / 6.7 by operations against 9.1 / 16.1 on
-the pool, after a 0.2 s pause 7.8 / 9.3 against 10.7 / 17.0; with two busy processes on the two
-cores 26 / 32 by operations (and 26-121 after a pause or beside torch.stft) against 12 / 17 (and
-15-29) on the pool. ``NNAUDIO_DATA_PARALLEL`` (``auto``, ``pool`` or ``operations``) or
-:func:`set_parallel` fixes the choice.
+every operation parallel over larger blocks; otherwise on the pool. 16 x 4 s at 22.05 kHz,
+log-mel 128, 2 threads, 2-core AVX-512 VM, best / median ms: quiet, back to back 6.5 / 6.7 by
+operations against 9.1 / 16.1 on the pool, after a 0.2 s pause 7.8 / 9.3 against 10.7 / 17.0;
+with two busy processes on the two cores 26 / 32 by operations (and 26-121 after a pause or
+beside torch.stft) against 12 / 17 (and 15-29) on the pool. ``NNAUDIO_DATA_PARALLEL``
+(``auto``, ``pool`` or ``operations``) or :func:`set_parallel` fixes the choice.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def _others_busy(cpus: set[int]) -> float:
 
 
 def _busy_seconds(cpus: set[int]) -> float | None:
-    """Seconds ``cpus`` have not been idle since boot (``/proc/stat``), ``None`` where unreadable."""
+    """Seconds ``cpus`` have not been idle since boot (``/proc/stat``); ``None`` if unreadable."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     total = 0
     try:

@@ -362,11 +362,10 @@ def frames_fft_power(
     result, reduce = _reduction(frames, n_fft, n_frames, power, fused, out if final else None)
     if n_frames:
         _run_blocks([(0, frames)], n_frames, prepare, reduce, n_fft=n_fft)
-    if final:
-        return result
-    assert filterbank is not None
-    result = apply_filterbank(result, filterbank)
-    return result if out is None else out.copy_(result)
+    if filterbank is not None and fused is None:  # applied afterwards, in the wider dtype
+        result = apply_filterbank(result, filterbank)
+        return result if out is None else out.copy_(result)
+    return result
 
 
 def _fuses(x: torch.Tensor, filterbank: torch.Tensor | None) -> bool:

@@ -255,6 +255,34 @@ def test_filterbank_in_the_blocks_promotes_as_the_product() -> None:
     )
 
 
+def test_the_filterbank_memo_follows_the_tensor() -> None:
+    # the sparse product is memoised per filterbank tensor: an in-place change, a new tensor
+    # (even one that reuses a freed one's id) and an inference tensor all give their own numbers
+    x = torch.randn(2, 6000)
+    fb = torch.as_tensor(_bank("mel", 129), dtype=torch.float32)
+    assert band_groups(fb) is not None
+    kw = dict(n_fft=256, hop_length=100, window=torch.hann_window(256))
+    kw |= dict(center=True, pad_mode="reflect", power=2.0)
+
+    def fbank(bank: torch.Tensor) -> torch.Tensor:
+        return stft_fft_power(x, filterbank=bank, **kw)  # type: ignore[arg-type]
+
+    with torch.no_grad():
+        power = stft_fft_power(x, **kw)  # type: ignore[arg-type]
+        tol = dict(rtol=2e-6, atol=1e-6 * float((fb @ power).abs().max()))
+        first = fbank(fb)
+        assert torch.equal(fbank(fb), first)
+        torch.testing.assert_close(first, fb @ power, **tol)  # type: ignore[arg-type]
+        fb[10:20] *= 3.0  # in place: its version counter moves
+        torch.testing.assert_close(fbank(fb), fb @ power, **tol)  # type: ignore[arg-type]
+        for scale in (0.5, 2.0, 4.0):  # freed each time: the next may get the same id
+            other = fb * scale
+            torch.testing.assert_close(fbank(other), other @ power, **tol)  # type: ignore[arg-type]
+    with torch.inference_mode():
+        frozen = fb.clone()  # no version counter
+        torch.testing.assert_close(fbank(frozen), fb @ power, **tol)  # type: ignore[arg-type]
+
+
 def test_filterbank_and_out_must_fit() -> None:
     frames = torch.randn(2, 30, 400)
     fb = torch.rand(10, 257)

@@ -358,6 +358,23 @@ def test_kaldi_blocks_give_the_whole_batch_numbers(
         torch.testing.assert_close(fbank(x), whole, rtol=3e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("trainable_stft", [False, True])
+@pytest.mark.parametrize("num_frames", [30, 80])  # trimmed, padded (the clips give 48 frames)
+def test_kaldi_fixed_length_output_without_autograd_equals_the_recorded_one(
+    trainable_stft: bool, num_frames: int
+) -> None:
+    # without a gradient the padded output is written in place, whichever path computed it
+    x = torch.randn(2, 8000) * 0.2
+    fbank = KaldiFbank(num_mel_bins=23, num_frames=num_frames, trainable_STFT=trainable_stft)
+    recorded = fbank(x.clone().requires_grad_(True)).detach()
+    with torch.no_grad():
+        fast = fbank(x)
+    assert fast.shape == recorded.shape == (2, 23, num_frames)
+    torch.testing.assert_close(fast, recorded, rtol=3e-5, atol=1e-5)
+    if num_frames > 48:
+        assert not fast[..., 48:].any()  # AST's zero padding
+
+
 def test_large_outputs_are_plain_tensors_with_huge_page_advice() -> None:
     # the advice changes nothing a caller can see: shape, dtype, strides, writes, frees
     from nnaudio_data.functional import _memory

@@ -220,8 +220,13 @@ class KaldiFbank(Transform):
         return torch.Generator().manual_seed(int(state))
 
     def _fbank(self, frames: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """``mel_basis @ |DFT(conditioned frames)| ** (2 or 1)``: ``(rows, num_mel_bins, frames)``
-        (into ``out`` on the blocked path, when given)."""
+        """``mel_basis @ |DFT(conditioned frames)| ** (2 or 1)``: ``(rows, num_mel_bins, frames)``,
+        written into ``out`` when given (no gradient is recorded then)."""
+        feats = self._fbank_into(frames, out)
+        return feats if out is None or feats is out else out.copy_(feats)
+
+    def _fbank_into(self, frames: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`_fbank`; only the blocked path writes into ``out`` itself."""
         power = 2.0 if self.use_power else 1.0
         if self.trainable_STFT:
             wcos, wsin = self.wcos.to(frames.dtype), self.wsin.to(frames.dtype)

@@ -20,10 +20,11 @@ The originals, run as their users run them:
 The floor: ``torch.stft`` of the recipe's FFT size and hop over the clips' frames, then
 ``re * re + im * im`` on ``view_as_real`` (no mel, no log; for the Kaldi-framed recipes n_fft 512
 with a 400-sample window, centre False). Every case runs once per round, interleaved, with a
-pause before each call (``../shared/PERF_NOTES.md``); the table gives the best (minimum) and the
-median ms. Targets, printed met / missed per recipe and thread count (recipes of one FFT size
-and hop share a floor: the verdict takes its best time over their groups, since the floor's time
-moves with the machine's page-fault cost from one group to the next):
+pause before each call (``../shared/PERF_NOTES.md``), all recipes of a thread count in one
+group (each round times every recipe's cases, so a slow spell of a shared host falls on all
+of them); the table gives the best (minimum) and the median ms. Targets, printed met / missed
+per recipe and thread count (recipes of one FFT size and hop share a floor: the verdict takes
+its best time over their rows):
 
 - ours <= 1.3x the floor;
 - ours never slower than any original;
@@ -334,20 +335,25 @@ def main(argv: list[str] | None = None) -> None:
     for threads in args.threads:
         set_threads(threads)
         machines.append(f"{threads} thread(s): {machine_details()}")
-        measured = []
+        built = []
         for name in args.recipes:
             print(f"{name}, {threads} thread(s): building and checking ...", file=sys.stderr)
-            impls = build(name, args.batch, args.seconds)
-            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-            if load - threads > 0.5:  # more than this benchmark's own threads were running
-                busy.append(f"{name} / {threads} thread(s): load {load:.1f}")
-            timings = time_cases(
-                [Case(i.name, i.fn) for i in impls], rounds=args.rounds, warmup=1, pause=0.2
-            )
-            measured.append((name, impls, timings))
+            built.append((name, build(name, args.batch, args.seconds)))
+        # every recipe's cases in one interleaved group: a slow spell of the host (seen: a 2-thread
+        # group running at 1-thread speed, ours and the floor alike) hits every row of a round,
+        # not the recipes that happened to be timed during it
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        cases = [Case(f"{name} / {i.name}", i.fn) for name, impls in built for i in impls]
+        timed = time_cases(cases, rounds=args.rounds, warmup=1, pause=0.2)
+        load = max(load, os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0)
+        if load - threads > 0.5:  # more than this benchmark's own threads were running
+            busy.append(f"{threads} thread(s): load {load:.1f}")
+        measured = [
+            (name, impls, {i.name: timed[f"{name} / {i.name}"] for i in impls})
+            for name, impls in built
+        ]
         # recipes of one FFT size and hop share a floor: the verdicts take the best time it
-        # reached in any of their groups (the same computation, whose time moves with the
-        # machine's page-fault cost between groups)
+        # reached in any of their rows (the same computation)
         pooled: dict[str, float] = {}
         for name, impls, timings in measured:
             f = timings[next(i for i in impls if i.kind == "floor").name].min

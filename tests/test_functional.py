@@ -166,6 +166,89 @@ def test_log_and_normalize_leave_their_input_and_keep_the_gradient(
         np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-10)
 
 
+@pytest.mark.parametrize("numpy_log", [True, False], ids=["numpy", "torch"])
+@pytest.mark.parametrize("base", [None, 10, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_log_by_either_implementation_is_within_4_ulp(
+    numpy_log: bool, base: int | None, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AF.log takes numpy's logarithm where it was measured faster: force each in turn, on a
+    # tensor large enough for numpy (and check the choice was asked for, i.e. numpy was usable)
+    from nnaudio_data.functional import level
+
+    asked: list[tuple[int | None, torch.dtype]] = []
+    monkeypatch.setattr(level, "_numpy_faster", lambda b, d: asked.append((b, d)) or numpy_log)
+    v = (RNG.random(level._NUMPY_MIN * 2) * 1e3 + 1e-6).astype(np.float64)
+    x = torch.from_numpy(v).to(dtype)
+    y = AF.log(x, base=base)
+    assert asked == [(base, dtype)]
+    exact = {None: np.log, 10: np.log10, 2: np.log2}[base](x.numpy().astype(np.float64))
+    ulp = np.spacing(np.abs(exact).astype(x.numpy().dtype)).astype(np.float64)
+    assert np.all(np.abs(y.numpy() - exact) <= 4 * ulp)
+    np.testing.assert_array_equal(x.numpy(), v.astype(x.numpy().dtype))  # the input is kept
+    out = torch.empty_like(x)
+    assert AF.log(x, base=base, out=out) is out
+    torch.testing.assert_close(out, y, rtol=0, atol=0)
+
+
+def test_numpy_log_is_silent_on_zeros_and_negatives_and_torch_keeps_the_gradient(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import warnings
+
+    from nnaudio_data.functional import level
+
+    monkeypatch.setattr(level, "_numpy_faster", lambda b, d: True)
+    x = torch.rand(level._NUMPY_MIN)
+    x[:3] = torch.tensor([0.0, -1.0, float("nan")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy would warn "divide by zero" / "invalid value"
+        y = AF.log(x, base=10)
+    torch.testing.assert_close(y[3:], torch.log10(x[3:]), rtol=1e-6, atol=1e-6)
+    assert y[0] == float("-inf") and y[1:3].isnan().all()
+    g = torch.rand(level._NUMPY_MIN, dtype=torch.float64).add_(0.5).requires_grad_(True)
+    AF.log(g).sum().backward()  # a gradient to record: torch's logarithm
+    assert g.grad is not None
+    torch.testing.assert_close(g.grad, 1 / g.detach(), rtol=1e-12, atol=0)
+
+
+def test_the_faster_logarithm_is_measured_once_per_thread_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nnaudio_data.functional import level
+
+    monkeypatch.setattr(level, "_NUMPY_FASTER", {})
+    with torch_threads(1):
+        first = level._numpy_faster(10, torch.float32)
+        assert level._NUMPY_FASTER == {(10, torch.float32, 1): first}
+        level._NUMPY_FASTER[(10, torch.float32, 1)] = not first  # remembered, not measured again
+        assert level._numpy_faster(10, torch.float32) is (not first)
+    with torch_threads(2):
+        level._numpy_faster(10, torch.float32)
+    assert set(level._NUMPY_FASTER) == {(10, torch.float32, 1), (10, torch.float32, 2)}
+
+
+@pytest.mark.parametrize("ref", [1.0, 0.5, "max"])
+def test_power_to_db_in_place_equals_out_of_place(ref: float | str) -> None:
+    S = torch.from_numpy(RNG.random((3, 40, 200)) ** 4)
+    lengths = torch.tensor([200, 120, 0])
+    kw = {"ref": ref, "top_db": 50.0, "lengths": lengths}
+    kept = S.clone()
+    new = AF.power_to_db(S, **kw)  # type: ignore[arg-type]
+    torch.testing.assert_close(S, kept, rtol=0, atol=0)  # without out= the input is kept
+    for i, n in enumerate(lengths.tolist()):
+        if n:
+            expect = librosa.power_to_db(
+                S[i, :, :n].numpy(), ref=np.max if ref == "max" else ref, top_db=50.0
+            )
+            np.testing.assert_allclose(new[i, :, :n].numpy(), expect, rtol=1e-10, atol=1e-10)
+    assert AF.power_to_db(S, out=S, **kw) is S  # type: ignore[arg-type]
+    torch.testing.assert_close(S, new, rtol=0, atol=0)
+    g = kept.clone().requires_grad_(True)
+    AF.power_to_db(g, **kw).sum().backward()  # type: ignore[arg-type]
+    assert g.grad is not None and torch.isfinite(g.grad).all()
+
+
 def test_fill_past_end() -> None:
     x = torch.from_numpy(RNG.standard_normal((3, 2, 10)))
     assert AF.fill_past_end(x, torch.tensor([10, 12, 10]), 0.0) is x  # every item fills x

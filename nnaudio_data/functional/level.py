@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
+import functools
 import math
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -123,23 +123,22 @@ _LOGS: dict[int | None, tuple[Callable[..., torch.Tensor], np.ufunc]] = {
     10: (torch.log10, np.log10),
     2: (torch.log2, np.log2),
 }
-#: explicit memo of :func:`_numpy_faster`: ``(base, dtype, torch threads) -> numpy's is faster``
-_NUMPY_FASTER: dict[tuple[int | None, torch.dtype, int], bool] = {}
 #: tensors smaller than this take torch's logarithm (numpy's call costs about a microsecond)
 _NUMPY_MIN = 1 << 14
 
 
 def _log(y: torch.Tensor, base: int | None, out: torch.Tensor | None) -> torch.Tensor:
     """``log_base(y)`` (``base`` 10, 2 or ``None``: natural) into ``out`` (or a new tensor), by
-    whichever of torch's and numpy's logarithms was measured faster on this machine.
+    numpy's logarithm where numpy has its AVX-512 SIMD one (:func:`numpy_log_is_simd`), else by
+    torch's.
 
     On a 2-core AVX-512 EPYC VM, float32, one thread: torch's ``log10`` 0.98 ns a value (in the
-    cache or not: it is the arithmetic), numpy's 0.19 (its AVX-512 SIMD), so torch's was 2.1 ms
-    of Whisper-128's 17 ms for 16 x 10 s; numpy's natural log 0.35 against 0.88. Both are within
-    about 2 ulp of float64's. Where numpy has no SIMD logarithm, or torch has many threads,
-    torch's wins: hence measured, once per base, dtype and thread count (:func:`_numpy_faster`).
-    numpy takes CPU tensors of float32 / float64 of at least :data:`_NUMPY_MIN` contiguous
-    values with no gradient to record, outside ``torch.compile``."""
+    cache or not: it is the arithmetic), numpy's 0.19, so torch's was 2.1 ms of Whisper-128's
+    17 ms for 16 x 10 s; numpy's natural log 0.35 against 0.88. Both are within a few ulp of
+    float64's (tested). The choice is a property of the machine, not a measurement, so every
+    process and every thread count gives the same bits. numpy takes CPU tensors of float32 /
+    float64 of at least :data:`_NUMPY_MIN` contiguous values with no gradient to record,
+    outside ``torch.compile``."""
     torch_log, numpy_log = _LOGS[base]
     dest = y if out is None else out
     usable = (
@@ -155,7 +154,7 @@ def _log(y: torch.Tensor, base: int | None, out: torch.Tensor | None) -> torch.T
         and not torch.compiler.is_compiling()
         and not torch.jit.is_scripting()
     )
-    if not (usable and _numpy_faster(base, y.dtype)):
+    if not (usable and numpy_log_is_simd()):
         return torch_log(y) if out is None else torch_log(y, out=out)
     if out is None:
         out = torch.empty_like(y, memory_format=torch.contiguous_format)
@@ -164,28 +163,19 @@ def _log(y: torch.Tensor, base: int | None, out: torch.Tensor | None) -> torch.T
     return out
 
 
-def _numpy_faster(base: int | None, dtype: torch.dtype) -> bool:
-    """Whether numpy's logarithm of ``base`` beats torch's (on torch's current thread count) for
-    ``dtype``, measured the first time a key is asked: 256 Ki cache-resident values, the best
-    of five interleaved calls each (about 2 ms once)."""
-    key = (base, dtype, torch.get_num_threads())
-    faster = _NUMPY_FASTER.get(key)
-    if faster is None:
-        torch_log, numpy_log = _LOGS[base]
-        with torch.no_grad():
-            src = torch.rand(1 << 18, dtype=dtype).add_(0.5)
-            dest = torch.empty_like(src)
-            a, b = src.numpy(), dest.numpy()
-            best = [float("inf"), float("inf")]
-            for _ in range(5):
-                t0 = time.perf_counter()
-                torch_log(src, out=dest)
-                t1 = time.perf_counter()
-                numpy_log(a, out=b)
-                t2 = time.perf_counter()
-                best = [min(best[0], t1 - t0), min(best[1], t2 - t1)]
-        faster = _NUMPY_FASTER[key] = best[1] < best[0]
-    return faster
+@functools.lru_cache(maxsize=1)
+def numpy_log_is_simd() -> bool:
+    """Whether numpy's logarithms run its AVX-512 (SKX) SIMD code on this CPU (numpy's own CPU
+    feature table); without it numpy's ``log10`` is scalar and torch's is the faster."""
+    import importlib
+
+    for name in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):  # 2.x, 1.x
+        try:
+            features = importlib.import_module(name).__cpu_features__
+        except (ImportError, AttributeError):
+            continue
+        return bool(features.get("AVX512_SKX", False))
+    return False
 
 
 def writable(x: torch.Tensor) -> bool:

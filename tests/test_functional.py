@@ -466,3 +466,56 @@ def test_large_outputs_are_plain_tensors_with_huge_page_advice() -> None:
     big = _memory.empty((2, 1 << 20), dtype=torch.complex64, device="cpu")
     big[:, ::4096] = 1 + 2j
     assert torch.equal(big[:, ::4096], torch.full((2, 256), 1 + 2j, dtype=torch.complex64))
+
+
+@pytest.mark.parametrize(
+    ("center", "n_fft", "hop", "time"), [(True, 512, 128, 5000), (False, 400, 160, 4000), (True, 64, 17, 300)]
+)  # fmt: skip
+def test_kernel_spectrum_by_conv_or_gemm_gives_the_same_numbers_and_gradients(
+    center: bool, n_fft: int, hop: int, time: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the trainable (kernel) STFT runs as a strided conv1d or as GEMMs over the frames, whichever
+    # was faster on the first call of the shape: force each, compare values and kernel gradients
+    # with each other, and the values with the float64 FFT path
+    from nnaudio_data.functional import spectral
+
+    x = torch.from_numpy(RNG.standard_normal((3, time)).astype(np.float32))
+    stft = STFT(n_fft=n_fft, hop_length=hop, center=center, trainable=True, output_format="Complex")
+    results = {}
+    for conv in (True, False):
+        monkeypatch.setattr(
+            spectral,
+            "_CONV_FASTER",
+            {}.fromkeys(
+                [(n_fft, hop, n_fft // 2 + 1, torch.float32, torch.get_num_threads())], conv
+            ),
+        )
+        stft.zero_grad()
+        out = stft(x)
+        out.pow(2).sum().backward()
+        results[conv] = (out.detach(), stft.wcos.grad.clone(), stft.wsin.grad.clone())  # type: ignore[union-attr]
+    for a, b in zip(results[True], results[False]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
+    frozen = STFT(n_fft=n_fft, hop_length=hop, center=center, output_format="Complex")
+    ref = frozen.double()(x.double())  # the FFT path (tested against librosa elsewhere)
+    assert (results[True][0].double() - ref).abs().max() < 1e-4 * ref.abs().max()
+
+
+def test_kernel_spectrum_times_both_forms_once_per_shape_and_keeps_gemm_for_float64(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nnaudio_data.functional import spectral
+
+    monkeypatch.setattr(spectral, "_CONV_FASTER", {})
+    x = torch.randn(2, 3000)
+    stft = STFT(n_fft=256, hop_length=64, trainable=True, output_format="Magnitude")
+    first = stft(x)
+    key = (256, 64, 129, torch.float32, torch.get_num_threads())
+    assert list(spectral._CONV_FASTER) == [key]  # measured on that first call
+    spectral._CONV_FASTER[key] = not spectral._CONV_FASTER[key]  # remembered: the other form now
+    torch.testing.assert_close(stft(x), first, rtol=1e-4, atol=1e-4)
+    stft64 = STFT(
+        n_fft=256, hop_length=64, trainable=True, output_format="Magnitude", dtype=torch.float64
+    )
+    stft64(x.double())
+    assert list(spectral._CONV_FASTER) == [key]  # float64: the GEMM form, nothing timed

@@ -3,8 +3,9 @@
 Two implementations give the same numbers (tests hold them to float32 rounding):
 
 * **kernels** (the definition, and the trainable path): a frame's spectrum is ``wcos @ frame``
-  (real part) and ``-wsin @ frame`` (imaginary part), one matrix product over every frame of every
-  row (nnAudio's ``conv1d``, faster). The kernels may hold any window and any bin frequencies.
+  (real part) and ``-wsin @ frame`` (imaginary part), computed as one matrix product over every
+  frame of every row or as nnAudio's strided ``conv1d`` of the signal, whichever was the faster
+  on the first call of the shape. The kernels may hold any window and any bin frequencies.
 * **FFT** (frozen kernels of the plain Fourier basis): a real FFT of each windowed frame, in
   cache-sized blocks on the CPU (:mod:`nnaudio_data.functional._blocked`).
 

@@ -519,3 +519,6 @@ def test_kernel_spectrum_times_both_forms_once_per_shape_and_keeps_gemm_for_floa
     )
     stft64(x.double())
     assert list(spectral._CONV_FASTER) == [key]  # float64: the GEMM form, nothing timed
+    for conv in (True, False):  # an empty batch: (0, bins, frames) by either form
+        spectral._CONV_FASTER[key] = conv
+        assert stft(x[:0]).shape == (0, 129, first.shape[-1])

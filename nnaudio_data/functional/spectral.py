@@ -61,7 +61,7 @@ def _kernel_spectrum(
     wcos, wsin = (k.to(x.dtype) for k in kernels)
     signal = center_pad(x, n_fft // 2, pad_mode) if center else x
     frames = frame(signal, n_fft, hop_length, False, pad_mode)  # (checks the length)
-    if not _conv_applies(x):
+    if not _conv_applies(x) or x.shape[0] == 0:  # (an empty batch measures nothing)
         return _gemm_products(frames, wcos, wsin)
     key = (n_fft, hop_length, wcos.shape[0], x.dtype, torch.get_num_threads())
     conv = _CONV_FASTER.get(key)
@@ -86,8 +86,8 @@ def _gemm_products(
     trainable kernel, backward)."""
     rows, n_frames, n_fft = frames.shape
     flat = frames.reshape(-1, n_fft).t()
-    re = torch.matmul(wcos, flat).view(-1, rows, n_frames).transpose(0, 1)
-    im = torch.matmul(wsin, flat).view(-1, rows, n_frames).transpose(0, 1)
+    re = torch.matmul(wcos, flat).view(wcos.shape[0], rows, n_frames).transpose(0, 1)
+    im = torch.matmul(wsin, flat).view(wsin.shape[0], rows, n_frames).transpose(0, 1)
     return re, -im
 
 

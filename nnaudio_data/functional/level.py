@@ -220,9 +220,8 @@ def power_to_db(
         - Input: ``(batch, ..., frames)`` non-negative, ``lengths`` ``(batch,)``
         - Output: the same shape.
     """
-    db = log(S, floor=amin, base=10, out=out)  # a new tensor (the clamp's), or out
-    own = db is not S or out is S  # db may be overwritten: the function's temporary or out
-    own = own and writable(db)
+    db = log(S, floor=amin, base=10, out=out)  # the clamp's new tensor, or out
+    own = writable(db)  # db (this call's temporary or the caller's out) may be overwritten
     db = db.mul_(multiplier) if own else multiplier * db
     if ref == "max" or top_db is not None:
         # an item with no valid frame has peak -inf: give it the floor (finite output)

@@ -342,6 +342,22 @@ def test_padded_batch(name: str) -> None:
         check_clip(name, out[i], int(valid[i]), c)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_padded_batch_never_reads_the_padding(name: str) -> None:
+    # noise where the batch's padding is: with lengths, every valid frame (for the fixed-length
+    # recipes the whole output) is what the zero-padded batch gives, bit for bit
+    _, x, lengths = padded_batch(name)
+    noisy = x.clone()
+    for i, n in enumerate(lengths.tolist()):
+        noisy[i, n:] = torch.randn(x.shape[1] - n, generator=torch.Generator().manual_seed(i))
+    assert not torch.equal(noisy, x)
+    out, out_noisy = ours(name, x, lengths), ours(name, noisy, lengths)
+    if BY_NAME[name].fixed is not None:
+        np.testing.assert_array_equal(out_noisy, out)
+    for i, n in enumerate(front_end(name).output_lengths(lengths).tolist()):
+        np.testing.assert_array_equal(out_noisy[i, :, :n], out[i, :, :n])
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 @pytest.mark.parametrize("name", NAMES)

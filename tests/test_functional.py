@@ -323,6 +323,50 @@ def test_stft_with_lengths_pads_each_clip_at_its_end() -> None:
     assert not torch.allclose(mel(x)[1, :, valid - 1], alone[0, :, -1], rtol=1e-3)
 
 
+@pytest.mark.parametrize("mode", ["reflect", "constant", "symmetric"])
+@pytest.mark.parametrize(
+    ("n", "n_fft", "hop", "zeros"),
+    [(1000, 400, 160, 400), (1000, 400, 160, 3), (1000, 400, 160, 1), (1000, 64, 16, 1000),
+     (999, 64, 16, 33), (50, 64, 16, 7), (300, 64, 16, 0)],
+)  # fmt: skip
+def test_spectrogram_end_zeros_is_that_of_the_zero_padded_signal(
+    mode: str, n: int, n_fft: int, hop: int, zeros: int
+) -> None:
+    # librosa's STFT of np.pad(x, (0, zeros)) is the reference; float64, so the only difference
+    # is FFT rounding. The FFT path builds only the last frames from a padded copy (a wrong
+    # index there would shift or truncate them); the kernel path pads first.
+    x = RNG.standard_normal((3, n))
+    ref = (
+        np.abs(
+            librosa.stft(
+                np.pad(x, ((0, 0), (0, zeros))), n_fft=n_fft, hop_length=hop, pad_mode=mode
+            )
+        )
+        ** 2
+    )
+    kw = {"n_fft": n_fft, "hop_length": hop, "center": True, "pad_mode": mode}
+    win = AF.window("hann", n_fft, dtype=torch.float64)
+    fft = AF.spectrogram(torch.from_numpy(x), window=win, end_zeros=zeros, **kw)
+    assert fft.shape == ref.shape
+    np.testing.assert_allclose(fft.numpy(), ref, rtol=1e-9, atol=1e-9 * ref.max())
+    # the trainable kernels (float32 basis): the same as on the padded signal, librosa's to 1e-5
+    stft = STFT(n_fft=n_fft, hop_length=hop, pad_mode=mode, trainable=True).double()
+    kernels = stft.power_spectrogram(torch.from_numpy(x), 2.0, end_zeros=zeros)
+    assert kernels.requires_grad
+    padded = stft.power_spectrogram(torch.from_numpy(np.pad(x, ((0, 0), (0, zeros)))), 2.0)
+    torch.testing.assert_close(kernels, padded, rtol=1e-12, atol=1e-12 * ref.max())
+    np.testing.assert_allclose(kernels.detach().numpy(), ref, rtol=1e-5, atol=1e-5 * ref.max())
+
+
+def test_spectrogram_end_zeros_refuses_lengths_and_negatives() -> None:
+    x, win = torch.randn(2, 800), AF.window("hann", 64)
+    kw = {"n_fft": 64, "hop_length": 16, "window": win}
+    with pytest.raises(ValueError, match=r"end_zeros must be >= 0.*-1"):
+        AF.spectrogram(x, end_zeros=-1, **kw)
+    with pytest.raises(ValueError, match=r"cannot be combined with lengths.*3 with lengths given"):
+        AF.spectrogram(x, end_zeros=3, lengths=torch.tensor([800, 500]), **kw)
+
+
 @pytest.mark.parametrize("name", ["kaldi", "vggish", "ast"])
 def test_kaldi_fbank_trainable_chain_starts_at_the_frozen_numbers(name: str) -> None:
     kw = {

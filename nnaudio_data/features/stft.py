@@ -316,23 +316,28 @@ class STFT(Transform):
         power: float = 2.0,
         lengths: torch.Tensor | None = None,
         filterbank: torch.Tensor | None = None,
+        end_zeros: int = 0,
     ) -> torch.Tensor:
         """``|STFT(x)| ** power`` of a flat ``(rows, time)`` signal, ``(rows, freq_bins, frames)``
         (in the promotion of the input's and the kernels' dtypes), or with ``filterbank``
         ``(bands, freq_bins)`` that filterbank applied to it, ``(rows, bands, frames)``.
 
         ``lengths`` ``(rows,)``: each row is padded at its own end (see
-        :func:`~nnaudio_data.functional.framing.fill_end_padding`)."""
+        :func:`~nnaudio_data.functional.framing.fill_end_padding`). ``end_zeros``: of ``x``
+        zero-padded by that many samples first (see
+        :func:`~nnaudio_data.functional.spectral.spectrogram`)."""
         x = x.to(compute_dtype(x, self.window_mask))
         framing = self._framing(x)
         full = self.n_fft // 2 + 1
         if filterbank is None:
-            spec = spectrogram(x, power=power, lengths=lengths, **framing)
+            spec = spectrogram(x, power=power, lengths=lengths, end_zeros=end_zeros, **framing)
             return spec[:, : self.freq_bins]
         if framing["kernels"] is None and filterbank.shape[-1] == self.freq_bins < full:
             # the FFT gives every bin: those past freq_bins get no weight
             filterbank = torch.nn.functional.pad(filterbank, (0, full - self.freq_bins))
-        return spectrogram(x, power=power, lengths=lengths, filterbank=filterbank, **framing)
+        return spectrogram(
+            x, power=power, lengths=lengths, filterbank=filterbank, end_zeros=end_zeros, **framing
+        )
 
     def forward(
         self,

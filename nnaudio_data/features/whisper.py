@@ -13,7 +13,6 @@ known value: they are filled, not computed, so padding a 10 s clip to 30 s costs
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from nnaudio_data._checks import check_float_dtype, check_positive_int
 from nnaudio_data._shapes import check_lengths, flatten_waveform, row_lengths_of, unflatten
@@ -116,8 +115,10 @@ class WhisperLogMel(Transform):
             return frames.clamp(0, self.frames)
         return torch.div(lengths, self.hop_length, rounding_mode="floor")
 
-    def _log_mel(self, rows: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-        mel = self.stft.power_spectrogram(rows, 2.0, lengths, self.mel_basis)
+    def _log_mel(
+        self, rows: torch.Tensor, lengths: torch.Tensor | None, end_zeros: int = 0
+    ) -> torch.Tensor:
+        mel = self.stft.power_spectrogram(rows, 2.0, lengths, self.mel_basis, end_zeros)
         return log(mel, floor=_FLOOR, base=10, out=mel if writable(mel) else None)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -133,12 +134,12 @@ class WhisperLogMel(Transform):
         n, hop = self.n_samples, self.hop_length
         rows = rows[:, :n]
         time = rows.shape[-1]
+        rows = _zero_tails(rows, lengths)
         if time + self.n_fft >= n:  # the clip reaches the end: Whisper's own computation
-            padded = _zero_padded(rows, lengths, n - time)
-            return self._finish(self._log_mel(padded, None)[..., :-1])
+            return self._finish(self._log_mel(rows, None, n - time)[..., :-1])
         # frames from ceil((time + n_fft / 2) / hop) on see only zeros: their value is known
         computed = -(-(time + self.n_fft // 2) // hop)
-        head = self._log_mel(_zero_padded(rows, lengths, self.n_fft), None)[..., :computed]
+        head = self._log_mel(rows, None, self.n_fft)[..., :computed]
         silence = float(torch.log10(torch.tensor(_FLOOR, dtype=head.dtype)))
         # the clip's peak over all its frames: the computed ones and the silent rest
         floor = masked_amax(head, None).clamp_min(silence) - _DYNAMIC_RANGE
@@ -171,13 +172,18 @@ class WhisperLogMel(Transform):
         )
 
 
-def _zero_padded(rows: torch.Tensor, lengths: torch.Tensor | None, extra: int) -> torch.Tensor:
-    """``rows`` zero-padded by ``extra`` samples, each row zero from its own length on (a clip
-    never reads its neighbours' padding): one copy, with only the short rows' tails written."""
-    padded = F.pad(rows, (0, extra))
-    if lengths is not None:
-        time = rows.shape[-1]
-        for i, n in enumerate(lengths.tolist()):
-            if n < time:
-                padded[i, max(n, 0) : time] = 0
-    return padded
+def _zero_tails(rows: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """``rows`` with each row zero from its own length on (a clip never reads its neighbours'
+    padding, whatever the batch holds there): ``rows`` itself when those tails are zero already
+    (a collate's padding; reading them is cheaper than copying the batch), else a copy with the
+    short rows' tails zeroed."""
+    if lengths is None:
+        return rows
+    time = rows.shape[-1]
+    tails = [(i, max(n, 0)) for i, n in enumerate(lengths.tolist()) if n < time]
+    if not any(bool(rows[i, n:].any()) for i, n in tails):
+        return rows
+    rows = rows.clone()
+    for i, n in tails:
+        rows[i, n:] = 0
+    return rows

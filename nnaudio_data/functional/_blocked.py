@@ -28,6 +28,7 @@ import weakref
 from collections.abc import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 
 from nnaudio_data.functional._blocksize import block_frames
 from nnaudio_data.functional._memory import empty
@@ -76,22 +77,27 @@ def _even_step(n: int, most: int) -> int:
 
 
 def _frame_sources(
-    x: torch.Tensor, n_fft: int, hop_length: int, center: bool, pad_mode: str
+    x: torch.Tensor, n_fft: int, hop_length: int, center: bool, pad_mode: str, end_zeros: int = 0
 ) -> tuple[list[tuple[int, torch.Tensor]], int]:
     """The frames as ``[(first frame index, (rows, k, n_fft) view), ...]`` in order, and their count.
 
     With ``center`` the padded signal is not built: the interior frames are a view of ``x``, and
     only the first and last few frames come from small padded copies of the signal's ends. (The
-    full padded copy was 11-22% of the time at 22.05 kHz.) ``'circular'`` padding and signals too
-    short for an interior frame take the padded copy."""
+    full padded copy was 11-22% of the time at 22.05 kHz.) ``end_zeros``: the signal is ``x``
+    followed by that many zeros (before the centre padding), which only the last frames' small
+    copy holds (Whisper's zero padding to 30 s; the copy of the whole batch was 7-11% of its
+    call). ``'circular'`` padding and signals too short for an interior frame take the padded
+    copy."""
     n = x.shape[-1]
     pad = n_fft // 2
     t_lo = -(-pad // hop_length)  # first frame inside the signal
-    t_hi = (n + pad - n_fft) // hop_length  # last frame inside the signal
+    t_hi = (n + pad - n_fft) // hop_length  # last frame inside x (before any end zeros)
     if not center or pad_mode == "circular" or n <= pad or t_lo > t_hi:
-        frames = frame(x, n_fft, hop_length, center, pad_mode)
+        signal = F.pad(x, (0, end_zeros)) if end_zeros else x
+        frames = frame(signal, n_fft, hop_length, center, pad_mode)
         return [(0, frames)], frames.shape[1]
-    n_frames = 1 + (n + 2 * pad - n_fft) // hop_length
+    total = n + end_zeros  # the extended signal's length
+    n_frames = 1 + (total + 2 * pad - n_fft) // hop_length
     # head: frames 0 .. t_lo - 1 from the padded first m samples (m > pad for the reflection)
     m = min(n, max((t_lo - 1) * hop_length + n_fft - pad, pad + 1))
     head = center_pad(x[:, :m], pad, pad_mode).unfold(-1, n_fft, hop_length)[:, :t_lo]
@@ -100,10 +106,13 @@ def _frame_sources(
     sources = [(0, head), (t_lo, inner)]
     t1 = t_hi + 1
     if t1 < n_frames:
-        # tail: the padded last m2 samples; index q there is index q + n - m2 of the padded signal
-        m2 = min(n, max(n + pad - t1 * hop_length, pad + 1))
-        q1 = t1 * hop_length - (n - m2)
-        tail = center_pad(x[:, n - m2 :], pad, pad_mode)[:, q1:].unfold(-1, n_fft, hop_length)
+        # tail: the padded last m2 samples of the extended signal (at least its end zeros);
+        # index q there is index q + total - m2 of the padded signal
+        m2 = min(total, max(total + pad - t1 * hop_length, pad + 1, end_zeros + 1))
+        ends = x[:, n - (m2 - end_zeros) :]
+        ends = F.pad(ends, (0, end_zeros)) if end_zeros else ends
+        q1 = t1 * hop_length - (total - m2)
+        tail = center_pad(ends, pad, pad_mode)[:, q1:].unfold(-1, n_fft, hop_length)
         sources.append((t1, tail[:, : n_frames - t1]))
     return sources, n_frames
 
@@ -334,29 +343,34 @@ def stft_fft_power(
     pad_mode: str,
     power: float,
     filterbank: torch.Tensor | None = None,
+    end_zeros: int = 0,
     **blocking: int,
 ) -> torch.Tensor:
     """``|STFT(x)| ** power`` (1.0: magnitude, 2.0: power spectrogram), real, or with
     ``filterbank`` ``(bands, n_fft // 2 + 1)`` that filterbank applied to it (on the blocked
     path block by block, so the power is never written out).
 
-    Arguments as :func:`stft_fft`, plus ``power`` (any float > 0). ``blocking`` (``block``,
-    ``threads``) overrides the block size and thread count of the blocked path (for the tuner and
-    the tests; the numbers do not change).
+    Arguments as :func:`stft_fft`, plus ``power`` (any float > 0) and ``end_zeros``: the STFT
+    of ``x`` zero-padded by that many samples at its end (before the centre padding; on the
+    blocked path without a padded copy). ``blocking`` (``block``, ``threads``) overrides the
+    block size and thread count of the blocked path (for the tuner and the tests; the numbers
+    do not change).
 
     Shape:
         - Input: ``(rows, time)``
         - Output: ``(rows, n_fft // 2 + 1, frames)`` real, or ``(rows, bands, frames)``
-          (contiguous on the blocked path).
+          (contiguous on the blocked path), the frames of ``time + end_zeros`` samples.
     """
     window = window.to(device=x.device, dtype=x.dtype)
     if blocked_applies(x, window):
-        sources, n_frames = _frame_sources(x, n_fft, hop_length, center, pad_mode)
+        sources, n_frames = _frame_sources(x, n_fft, hop_length, center, pad_mode, end_zeros)
         fused = filterbank if _fuses(x, filterbank) else None
         out, reduce = _reduction(x, n_fft, n_frames, power, fused)
         _run_blocks(sources, n_frames, _windowing(window), reduce, **blocking)
         return out if filterbank is None or fused is not None else apply_filterbank(out, filterbank)
-    frames = frame(x, n_fft, hop_length, center, pad_mode)
+    frames = frame(
+        F.pad(x, (0, end_zeros)) if end_zeros else x, n_fft, hop_length, center, pad_mode
+    )
     if frames.numel() == 0:  # MKL refuses an empty batch
         spec = _empty(frames, n_fft, x.dtype)
     else:

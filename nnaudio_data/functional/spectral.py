@@ -186,19 +186,32 @@ def spectrogram(
     kernels: tuple[torch.Tensor, torch.Tensor] | None = None,
     lengths: torch.Tensor | None = None,
     filterbank: torch.Tensor | None = None,
+    end_zeros: int = 0,
 ) -> torch.Tensor:
     """``|STFT(x)| ** power`` (1: magnitude, 2: power), real; arguments as :func:`stft`. With
     ``filterbank`` ``(bands, bins)``: that filterbank applied to it (a mel spectrogram), as
-    :func:`~nnaudio_data.functional.filterbank.apply_filterbank` would.
+    :func:`~nnaudio_data.functional.filterbank.apply_filterbank` would. ``end_zeros``: the
+    spectrogram of ``x`` zero-padded by that many samples at its end first (Whisper's padding
+    to 30 s; the CPU's FFT path builds no padded copy); not with ``lengths``.
 
     The FFT path on the CPU computes it block by block without the complex intermediate (and
     applies the filterbank to each block while its power is in the cache).
+
+    Raises:
+        ValueError: ``end_zeros`` is negative, or given with ``lengths``.
 
     Shape:
         - Input: ``(rows, time)``
         - Output: ``(rows, bins, frames)``, or ``(rows, bands, frames)``
     """
+    if end_zeros < 0 or (end_zeros and lengths is not None):
+        raise ValueError(
+            f"end_zeros must be >= 0 and cannot be combined with lengths, got {end_zeros}"
+            f" with lengths {'given' if lengths is not None else 'None'}"
+        )
     if kernels is not None:
+        if end_zeros:
+            x = F.pad(x, (0, end_zeros))
         re, im = stft(
             x,
             n_fft=n_fft,
@@ -211,7 +224,7 @@ def spectrogram(
         )
         spec = power_spectrum(re, im, power)
         return spec if filterbank is None else apply_filterbank(spec, filterbank)
-    n_frames = frame_count(x.shape[-1], n_fft, hop_length, center)
+    n_frames = frame_count(x.shape[-1] + end_zeros, n_fft, hop_length, center)
     x = _own_ends(x, lengths, n_fft, center, pad_mode)
     spec = stft_fft_power(
         x,
@@ -222,6 +235,7 @@ def spectrogram(
         pad_mode=pad_mode,
         power=power,
         filterbank=filterbank,
+        end_zeros=end_zeros,
     )
     return spec[..., :n_frames]
 

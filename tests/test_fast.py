@@ -628,3 +628,38 @@ def test_both_parallel_modes_give_the_same_numbers(
         assert torch.equal(a, b)
     ref = torch.stft(x, 512, 128, window=w, center=True, pad_mode="reflect", return_complex=True)
     assert rel_err(results["operations"][0], ref) <= TOL32
+
+
+@pytest.mark.parametrize("pad_mode", ["reflect", "constant", "symmetric", "replicate"])
+@pytest.mark.parametrize(("block", "threads"), [(None, None), (7, 1), (5, 2)])
+@pytest.mark.parametrize(
+    ("lengths", "copied"),
+    [([4000, 3001, 1777, 600], False), ([4000, 4000, 0, 2500], False),
+     ([4000, 3900, 2000, 1000], True), ([4000, 100, 3000, 50], True)],
+    ids=["short", "full-and-empty", "near-the-end", "shorter-than-a-window"],
+)  # fmt: skip
+def test_own_end_padding_without_a_copy_is_the_copied_batchs(
+    pad_mode: str, block: int | None, threads: int | None, lengths: list[int], copied: bool
+) -> None:
+    # frames past each short row's end come from a small padded copy of that stretch; the
+    # reference pads the whole batch with fill_end_padding first (the copy this avoids). Rows
+    # too short for it, or near the batch's end, take the copy (same numbers either way).
+    from nnaudio_data.functional.framing import fill_end_padding
+
+    x = torch.randn(4, 4000, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    n = torch.tensor(lengths)
+    for i, m in enumerate(lengths):
+        x[i, m:] = 0.5  # what the rows hold past their ends must never be read as their padding
+    w = torch.hann_window(512, dtype=torch.float64)
+    kw: dict[str, Any] = dict(n_fft=512, hop_length=160, window=w, center=True, pad_mode=pad_mode)
+    kw.update({k: v for k, v in (("block", block), ("threads", threads)) if v is not None})
+    frames = 1 + 4000 // 160  # (the copy may be longer: its frames past these are not used)
+    ours = stft_fft_power(x, power=2.0, lengths=n, **kw)[..., :frames]
+    ref = stft_fft_power(fill_end_padding(x, n, 256, pad_mode), power=2.0, **kw)[..., :frames]
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    # and the rule itself: a short row alone (its own padding) gives its valid frames
+    alone = stft_fft_power(x[1:2, : max(lengths[1], 1)], power=2.0, **kw)
+    valid = 1 + max(lengths[1], 1) // 160
+    torch.testing.assert_close(ours[1:2, :, :valid], alone[..., :valid], rtol=1e-12, atol=1e-9)
+    # 3900 + 2 * 256 reaches the batch's end padding; 50 and 100 are too short to reflect 256
+    assert (_fast._own_end_frames(x, n, 512, 160, pad_mode) is None) == copied

@@ -35,7 +35,7 @@ from nnaudio_data.functional._memory import empty
 from nnaudio_data.functional._pool import by_operations, run_shared
 from nnaudio_data.functional.amplitude import power_spectrum
 from nnaudio_data.functional.filterbank import apply_filterbank, band_groups
-from nnaudio_data.functional.framing import center_pad, frame
+from nnaudio_data.functional.framing import _pad_index, center_pad, fill_end_padding, frame
 
 __all__ = ["blocked_applies", "frames_fft_power", "stft_fft", "stft_fft_power"]
 
@@ -117,6 +117,53 @@ def _frame_sources(
     return sources, n_frames
 
 
+#: ``(row, first frame, (1, k, n_fft) frames)``: frames of one row that replace those of the
+#: shared sources (a clip padded at its own end)
+OwnEnd = tuple[int, int, torch.Tensor]
+
+
+def _own_end_frames(
+    x: torch.Tensor, lengths: torch.Tensor, n_fft: int, hop_length: int, pad_mode: str
+) -> list[OwnEnd] | None:
+    """For each row shorter than the batch, its centred frames that read samples past its length,
+    from a small copy of that stretch padded at the row's own end (one gather for all rows), so
+    that the batch is not copied: the numbers of
+    :func:`~nnaudio_data.functional.framing.fill_end_padding` on the whole batch. ``None`` where
+    a stretch would not give them: a row too short for one reflection, or whose own padding
+    reaches the batch's end padding (the caller then copies the batch)."""
+    time, pad = x.shape[-1], n_fft // 2
+    n_frames = 1 + time // hop_length
+    rows, ends, firsts, counts, starts = [], [], [], [], []
+    for r, n in enumerate(lengths.tolist()):
+        if n <= 0 or n >= time:  # a full row's own padding is the batch's; an empty one is left
+            continue
+        t1 = (n + pad - n_fft) // hop_length + 1  # the first frame that reads sample n
+        t2 = min(n_frames - 1, -(-(n + 2 * pad) // hop_length) - 1)  # the last before n + pad
+        start, stop = t1 * hop_length - pad, t2 * hop_length - pad + n_fft
+        if start < 0 or start > n - pad - 1 or stop > time or n + 2 * pad + 1 > time:
+            return None
+        rows.append(r)
+        ends.append(n)
+        firsts.append(t1)
+        counts.append(t2 - t1 + 1)
+        starts.append(start)
+    if not rows:
+        return []
+    width = max(c - 1 for c in counts) * hop_length + n_fft
+    device = x.device
+    n_t = torch.tensor(ends, device=device).unsqueeze(1)
+    pos = torch.tensor(starts, device=device).unsqueeze(1) + torch.arange(width, device=device)
+    own = (pos >= n_t) & (pos < n_t + pad)  # the row's own padding
+    src = pos if pad_mode == "constant" else torch.where(own, _pad_index(pos, n_t, pad_mode), pos)
+    stretch = x[torch.tensor(rows, device=device).unsqueeze(1), src.clamp_max(time - 1)]
+    if pad_mode == "constant":
+        stretch = stretch.masked_fill_(own, 0.0)
+    frames = stretch.unfold(-1, n_fft, hop_length)
+    return [
+        (r, t1, frames[i : i + 1, :k]) for i, (r, t1, k) in enumerate(zip(rows, firsts, counts))
+    ]
+
+
 #: ``reduce(spectrum, rows, frames)``: what the spectrum of block ``(rows, frames)`` becomes in
 #: the output (the spectrum's workspace is the reduction's to overwrite)
 Reduce = Callable[[torch.Tensor, slice, slice], None]
@@ -143,6 +190,7 @@ def _run_blocks(
     n_fft: int | None = None,
     block: int | None = None,
     threads: int | None = None,
+    own_ends: list[OwnEnd] | None = None,
 ) -> None:
     """For each block of :func:`_blocks`: ``prepare`` its frames (window them), rfft them
     (``n_fft`` points, default the frame length), and ``reduce`` the spectrum ``(block rows,
@@ -184,6 +232,11 @@ def _run_blocks(
                 lo, hi = max(a, first), min(b, first + frames.shape[1])
                 if lo < hi:
                     prepare(frames[rs, lo - first : hi - first], windowed[:, lo - a : hi - a])
+            for row, first, frames in own_ends or ():  # rows padded at their own end
+                lo, hi = max(a, first), min(b, first + frames.shape[1])
+                if rs.start <= row < rs.stop and lo < hi:
+                    dest = windowed[row - rs.start : row - rs.start + 1, lo - a : hi - a]
+                    prepare(frames[:, lo - first : hi - first], dest)
             # a new spectrum per block: rfft's out= variant computes into a temporary and copies
             # it (an extra pass over the block); this block-sized allocation is reused by malloc
             reduce(torch.fft.rfft(windowed, dim=-1), rs, fs)
@@ -344,15 +397,19 @@ def stft_fft_power(
     power: float,
     filterbank: torch.Tensor | None = None,
     end_zeros: int = 0,
+    lengths: torch.Tensor | None = None,
     **blocking: int,
 ) -> torch.Tensor:
     """``|STFT(x)| ** power`` (1.0: magnitude, 2.0: power spectrogram), real, or with
     ``filterbank`` ``(bands, n_fft // 2 + 1)`` that filterbank applied to it (on the blocked
     path block by block, so the power is never written out).
 
-    Arguments as :func:`stft_fft`, plus ``power`` (any float > 0) and ``end_zeros``: the STFT
+    Arguments as :func:`stft_fft`, plus ``power`` (any float > 0), ``end_zeros``: the STFT
     of ``x`` zero-padded by that many samples at its end (before the centre padding; on the
-    blocked path without a padded copy). ``blocking`` (``block``, ``threads``) overrides the
+    blocked path without a padded copy), and ``lengths`` ``(rows,)``: with ``center``, each row
+    padded at its own end (:func:`~nnaudio_data.functional.framing.fill_end_padding`; on the
+    blocked path the frames past a short row's end come from a small copy, not a copy of the
+    batch; not with ``end_zeros``). ``blocking`` (``block``, ``threads``) overrides the
     block size and thread count of the blocked path (for the tuner and the tests; the numbers
     do not change).
 
@@ -362,12 +419,22 @@ def stft_fft_power(
           (contiguous on the blocked path), the frames of ``time + end_zeros`` samples.
     """
     window = window.to(device=x.device, dtype=x.dtype)
+    if lengths is not None and not center:
+        lengths = None  # uncentred frames never read past a row's end padding of their own
     if blocked_applies(x, window):
         sources, n_frames = _frame_sources(x, n_fft, hop_length, center, pad_mode, end_zeros)
+        own = None
+        if lengths is not None and len(sources) > 1 and not end_zeros:  # views of x: no copy
+            own = _own_end_frames(x, lengths, n_fft, hop_length, pad_mode)
+        if lengths is not None and own is None:  # each row padded at its end in a copy
+            x = fill_end_padding(x, lengths, n_fft // 2, pad_mode)
+            sources, n_frames = _frame_sources(x, n_fft, hop_length, center, pad_mode, end_zeros)
         fused = filterbank if _fuses(x, filterbank) else None
         out, reduce = _reduction(x, n_fft, n_frames, power, fused)
-        _run_blocks(sources, n_frames, _windowing(window), reduce, **blocking)
+        _run_blocks(sources, n_frames, _windowing(window), reduce, own_ends=own, **blocking)
         return out if filterbank is None or fused is not None else apply_filterbank(out, filterbank)
+    if lengths is not None:
+        x = fill_end_padding(x, lengths, n_fft // 2, pad_mode)
     frames = frame(
         F.pad(x, (0, end_zeros)) if end_zeros else x, n_fft, hop_length, center, pad_mode
     )

@@ -225,7 +225,6 @@ def spectrogram(
         spec = power_spectrum(re, im, power)
         return spec if filterbank is None else apply_filterbank(spec, filterbank)
     n_frames = frame_count(x.shape[-1] + end_zeros, n_fft, hop_length, center)
-    x = _own_ends(x, lengths, n_fft, center, pad_mode)
     spec = stft_fft_power(
         x,
         n_fft=n_fft,
@@ -236,6 +235,7 @@ def spectrogram(
         power=power,
         filterbank=filterbank,
         end_zeros=end_zeros,
+        lengths=lengths,
     )
     return spec[..., :n_frames]
 

@@ -19,6 +19,7 @@ from nnaudio_data.functional import _blocked as _fast
 from nnaudio_data.functional import _blocksize
 from nnaudio_data.functional._blocked import stft_fft, stft_fft_power
 from nnaudio_data.functional.filterbank import apply_filterbank, band_groups
+from nnaudio_data.functional.framing import fill_end_padding
 from nnaudio_data.kernels.windows import get_window, pad_center
 
 # float32 arithmetic on ~1e3-term FFT sums: librosa (float64 reference) agrees to ~1e-7; the
@@ -644,8 +645,6 @@ def test_own_end_padding_without_a_copy_is_the_copied_batchs(
     # frames past each short row's end come from a small padded copy of that stretch; the
     # reference pads the whole batch with fill_end_padding first (the copy this avoids). Rows
     # too short for it, or near the batch's end, take the copy (same numbers either way).
-    from nnaudio_data.functional.framing import fill_end_padding
-
     x = torch.randn(4, 4000, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     n = torch.tensor(lengths)
     for i, m in enumerate(lengths):

@@ -4,6 +4,9 @@ it (trainable paths, lazy kernels, purity)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import librosa
 import numpy as np
 import pytest
@@ -510,6 +513,70 @@ def test_large_outputs_are_plain_tensors_with_huge_page_advice() -> None:
     big = _memory.empty((2, 1 << 20), dtype=torch.complex64, device="cpu")
     big[:, ::4096] = 1 + 2j
     assert torch.equal(big[:, ::4096], torch.full((2, 256), 1 + 2j, dtype=torch.complex64))
+
+
+def test_large_blocks_are_reused_only_once_nobody_holds_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a block comes back only when its last holder is gone: every kind of holder keeps its
+    # values through the next call's writes, a shared block never comes back, sizes are exact
+    from torch.utils.dlpack import from_dlpack, to_dlpack
+
+    from nnaudio_data.functional import _memory
+
+    _memory.release()
+    shape, kw = (16, 128, 3000), {"dtype": torch.float32, "device": "cpu"}
+    a = _memory.empty(shape, **kw)
+    ptr = a.data_ptr()
+    del a
+    b = _memory.empty(shape, **kw)
+    assert b.data_ptr() == ptr and b.shape == shape and b.is_contiguous()  # nobody held it
+    holders: dict[str, Callable[[torch.Tensor], Any]] = {
+        "tensor": lambda t: t,
+        "view": lambda t: t[3:, 5],
+        "numpy": lambda t: t.numpy(),
+        "dlpack": to_dlpack,
+        "storage": lambda t: t.untyped_storage(),
+    }
+    for name, hold in holders.items():
+        t = _memory.empty(shape, **kw).fill_(7.0)
+        kept, ptr = hold(t), t.data_ptr()
+        del t
+        u = _memory.empty(shape, **kw).fill_(-1.0)
+        assert u.data_ptr() != ptr, name
+        back = from_dlpack(kept) if name == "dlpack" else kept
+        if name == "storage":
+            back = torch.empty(0).set_(back, 0, shape)
+        assert (torch.as_tensor(back) == 7.0).all(), name
+        del u
+    shared = _memory.empty(shape, **kw).share_memory_()  # as a DataLoader worker's sent batch
+    del shared
+    assert not _memory.empty(shape, **kw).is_shared()
+    other = _memory.empty((16, 128, 2999), **kw)  # another size: a block of its own size
+    assert other.untyped_storage().nbytes() == other.numel() * 4
+    # the limits: at most MAX_BLOCKS blocks, at most IDLE_BYTES of them idle after a call
+    monkeypatch.setattr(_memory, "IDLE_BYTES", 24 << 20)
+    many = [_memory.empty(((5 << 20) // 4 + i,), **kw) for i in range(_memory.MAX_BLOCKS + 4)]
+    assert len(_memory._blocks) == _memory.MAX_BLOCKS
+    del many
+    held = _memory.empty(shape, **kw)  # trims the idle blocks before it joins them
+    idle = [blk.nbytes() for blk in _memory._blocks if _memory._idle(blk)]
+    assert 0 < sum(idle) <= 24 << 20 and len(_memory._blocks) <= _memory.MAX_BLOCKS
+    del held
+    _memory.release()
+    assert not _memory._blocks
+    # off: NNAUDIO_DATA_REUSE=0, and while torch fills empty memory (deterministic mode)
+    monkeypatch.setenv("NNAUDIO_DATA_REUSE", "0")
+    _memory.empty(shape, **kw)
+    assert not _memory._blocks
+    monkeypatch.delenv("NNAUDIO_DATA_REUSE")
+    _memory.empty(shape, **kw).fill_(3.0)
+    torch.use_deterministic_algorithms(True)
+    try:
+        assert torch.isnan(_memory.empty(shape, **kw)).all()  # torch's fill, not the old 3.0
+    finally:
+        torch.use_deterministic_algorithms(False)
+    _memory.release()
 
 
 @pytest.mark.parametrize(

@@ -138,3 +138,22 @@ def test_a_worker_batch_equals_the_in_process_one_and_arrives_in_shared_memory(
         assert a.spec.is_shared() == large and not b.spec.is_shared()
         assert not a.lengths.is_shared() and a.lengths.dtype == torch.long
     assert sum(len(b) for b in got) + sum(sum(b.skipped.values()) for b in got) == len(clips)
+
+
+def test_workers_reusing_output_memory_never_overwrite_a_sent_batch(tmp_path: Path) -> None:
+    # whisper-128's (4, 128, 3000) log-mel (6.1 MB) is above _memory.MIN_BYTES: each worker keeps
+    # its outputs' blocks for reuse, and a sent batch's block is in shared memory, read by the
+    # main process: a worker that wrote its next batch there would change the batches held here
+    from nnaudio_data.features import WhisperLogMel
+    from nnaudio_data.functional import _memory
+
+    paths = write_noise_wavs(tmp_path, 24, SR, level=0.3, base=4000, step=333, corrupt=-1)
+    collate = SpecCollate(WhisperLogMel(n_mels=128), sample_rate=SR)
+    got = list(DataLoader(paths, batch_size=4, num_workers=2, collate_fn=collate))  # type: ignore[arg-type]
+    assert got[0].spec.numel() * 4 >= _memory.MIN_BYTES and len(got) == 6
+    with torch_threads(1):
+        ref = [collate(paths[i : i + 4]) for i in range(0, len(paths), 4)]
+    for a, b in zip(got, ref, strict=True):
+        assert a.keys == b.keys and a.spec.is_shared()
+        assert torch.equal(a.spec, b.spec) and torch.equal(a.lengths, b.lengths)
+    assert len({a.spec.data_ptr() for a in got}) == len(got)

@@ -15,8 +15,17 @@ from conftest import make_signals, rel_err
 
 from nnaudio_data.features.cfp import CFP, Combined_Frequency_Periodicity
 
-# same float32 STFT (torch.stft) and band matrices; ~4e-7 seen
-TOL = 1e-5
+# In float64 both implementations compute the same sums: ~1e-14 seen.
+TOL64 = 1e-11
+# In float32 CFP is ill-conditioned: ``|X| ** 0.24`` lifts the FFT noise floor of a tonal
+# spectrum (the sweep, the chord) to a visible level, so float32 output differs from the float64
+# answer by 2e-3 - 8e-3 whatever computes it, and two float32 implementations agree only to
+# the extent that their FFTs round alike (4e-7 on one CPU, 2.6e-4 on another; a 1e-7 change of the
+# input moves it by 4e-3). What holds everywhere: ours is no less accurate than nnAudio's own
+# float32 (within 1.5x of its error; a wrong window or band matrix is off by 1e-1 or more), and
+# the well-conditioned white-noise row matches nnAudio's float32 closely.
+WORSE32 = 1.5
+TOL_NOISE32 = 1e-4
 
 
 @pytest.fixture
@@ -42,27 +51,42 @@ def test_bug_nnaudio_cfp_needs_old_scipy() -> None:
             nn_cfp.CFP()
 
 
+def _check_float32(got: torch.Tensor, ref32: torch.Tensor, ref64: torch.Tensor) -> None:
+    """Ours (float32) against nnAudio's float32 and float64 outputs (rows: sweep, chord, noise)."""
+    assert got.shape == ref32.shape == ref64.shape
+    assert rel_err(got, ref64) <= WORSE32 * rel_err(ref32, ref64) + 1e-6
+    assert rel_err(got[2], ref32[2]) < TOL_NOISE32
+
+
 @pytest.mark.parametrize(
     "kw", [{}, dict(hop_length=160, NumPerOct=24, g=[0.2, 0.6, 0.9, 0.9]), dict(fr=4, fc=100)]
 )
 def test_cfp_matches_nnaudio(patched_nnaudio: object, x: torch.Tensor, kw: dict) -> None:
-    ref = nn_cfp.CFP(**kw)(x)
+    ref = nn_cfp.CFP(**kw)
+    ref32 = ref(x)
+    ref64 = ref.double()(x.double())
     m = CFP(**kw)
-    got = m(x)
-    assert got.shape == ref.shape
-    assert rel_err(got, ref) < TOL
-    assert got.shape[-1] == int(m.output_lengths(torch.tensor(x.shape[-1])))
+    got64 = m(x.double())
+    assert got64.dtype == torch.float64
+    assert got64.shape == ref64.shape
+    assert rel_err(got64, ref64) < TOL64
+    _check_float32(m(x), ref32, ref64)
+    assert ref64.shape[-1] == int(m.output_lengths(torch.tensor(x.shape[-1])))
 
 
 def test_combined_matches_nnaudio(patched_nnaudio: object, x: torch.Tensor) -> None:
-    ref = nn_cfp.Combined_Frequency_Periodicity()(x)
+    ref = nn_cfp.Combined_Frequency_Periodicity()
+    ref32 = ref(x)
+    ref64 = ref.double()(x.double())
     m = Combined_Frequency_Periodicity()
-    got = m(x)
-    assert len(got) == 4
-    for a, b in zip(got, ref, strict=True):
+    got64, got32 = m(x.double()), m(x)
+    assert len(got64) == len(got32) == 4
+    for a, b in zip(got64, ref64, strict=True):
         assert a.shape == b.shape
-        assert rel_err(a, b) < TOL
-    assert got[0].shape[-1] == int(m.output_lengths(torch.tensor(x.shape[-1])))
+        assert rel_err(a, b) < TOL64
+    for a, b32, b64 in zip(got32, ref32, ref64, strict=True):
+        _check_float32(a, b32, b64)
+    assert got32[0].shape[-1] == int(m.output_lengths(torch.tensor(x.shape[-1])))
 
 
 def test_channels_and_errors(x: torch.Tensor) -> None:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -282,6 +283,32 @@ def test_the_filterbank_memo_follows_the_tensor() -> None:
     with torch.inference_mode():
         frozen = fb.clone()  # no version counter
         torch.testing.assert_close(fbank(frozen), fb @ power, **tol)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mkl", [True, False])
+def test_sparse_product_layouts_give_the_dense_numbers(
+    mkl: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # with MKL the banded bank is a CSR tensor (MKL's sparse product), without it a coalesced
+    # COO one: both are the dense product, in blocks of whole rows and of frame ranges of a row
+    # (whose output rows are strided), and building them warns of nothing (CSR is "beta")
+    if mkl and not torch.backends.mkl.is_available():
+        pytest.skip("this torch has no MKL: the CSR layout is not used")
+    monkeypatch.setattr(torch.backends.mkl, "is_available", lambda: mkl)
+    monkeypatch.setattr(_fast, "_PRODUCTS", {})
+    fb = torch.as_tensor(_bank("mel", 257), dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        product = _fast._product(fb)
+    assert product.layout == (torch.sparse_csr if mkl else torch.sparse_coo)
+    x = torch.randn(3, 20000, dtype=torch.float64)
+    kw = dict(n_fft=512, hop_length=160, window=torch.hann_window(512, dtype=torch.float64))
+    kw |= dict(center=True, pad_mode="reflect", power=2.0)
+    with torch.no_grad():
+        power = stft_fft_power(x, **kw)  # type: ignore[arg-type]
+        for block, threads in [(1024, 1), (7, 1), (7, 2), (50, 2)]:
+            got = stft_fft_power(x, filterbank=fb, block=block, threads=threads, **kw)  # type: ignore[arg-type]
+            torch.testing.assert_close(got, fb @ power, rtol=1e-12, atol=1e-12)
 
 
 def test_filterbank_and_out_must_fit() -> None:

@@ -445,6 +445,21 @@ def test_condition_frames_is_the_three_steps_fused(dc: bool, c: float) -> None:
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
 
 
+def test_condition_frames_leaves_a_zeroed_padding_alone() -> None:
+    # padding_zeroed: the columns past the frame (zeroed once by the blocked loop) are not
+    # written again; the frame itself is the same
+    frames = AF.kaldi_frames(torch.randn(2, 3000, dtype=torch.float64), 400, 160, snip_edges=True)
+    w = AF.window("povey", 400, periodic=False, dtype=torch.float64)
+    kw = dict(window=w, n_fft=512, preemphasis_coefficient=0.97)
+    expected = AF.condition_frames(frames, **kw)  # type: ignore[arg-type]
+    out = torch.full_like(expected, float("nan"))
+    AF.condition_frames(frames, out=out, padding_zeroed=True, **kw)  # type: ignore[arg-type]
+    assert out[..., 400:].isnan().all()
+    torch.testing.assert_close(out[..., :400], expected[..., :400], rtol=0, atol=0)
+    AF.condition_frames(frames, out=out, **kw)  # type: ignore[arg-type]
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
 def test_banded_filterbank_product_is_the_dense_one() -> None:
     from nnaudio_data.functional import filterbank as fbmod
     from nnaudio_data.kernels.mel import kaldi_mel_filterbank, mel_filterbank

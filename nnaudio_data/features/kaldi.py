@@ -248,7 +248,7 @@ class KaldiFbank(Transform):
                 frames,
                 n_fft=self.n_fft,
                 power=power,
-                prepare=lambda block, ws: condition(block, out=ws),
+                prepare=lambda block, ws: condition(block, out=ws, padding_zeroed=True),
                 filterbank=self.mel_basis,
                 out=out,
             )

@@ -77,6 +77,14 @@ def test_bad_parameters() -> None:
         Gammatonegram(fmin=5000.0, fmax=1000.0)
     with pytest.raises(ValueError, match="n_bins"):
         Gammatonegram(n_bins=0)
+    # the STFT's keywords: only iSTFT passes on (as nnAudio's **kwargs), checked as the mel's
+    with pytest.raises(ValueError, match="freq_bin"):
+        Gammatonegram(freq_bin=10)
+    with pytest.raises(ValueError, match="trainable_STFT"):
+        Gammatonegram(trainable_STFT=1)
+    with pytest.raises(ValueError, match="dtype"):
+        Gammatonegram(dtype="int32")
+    assert Gammatonegram(n_fft=512, iSTFT=True).stft.iSTFT
 
 
 def test_config_round_trip() -> None:

@@ -27,7 +27,8 @@ from nnaudio_data.functional._folded import (
     apply_fold_plan,
     make_fold_plan,
 )
-from nnaudio_data.kernels.cqt import n_bins_from_fmax
+from nnaudio_data.functional.framing import PAD_MODES
+from nnaudio_data.kernels.cqt import Q_MODES, n_bins_from_fmax
 
 __all__ = [
     "BACKENDS",
@@ -139,6 +140,32 @@ class _ConstantQ(Transform):
     output_format: str
     trainable: bool
     hop_length: int
+    bins_per_octave: int
+    pad_mode: str
+    q_mode: str
+
+    def _init_grid(
+        self,
+        sr: Any,
+        hop_length: Any,
+        fmin: Any,
+        fmax: Any,
+        n_bins: Any,
+        bins_per_octave: Any,
+        pad_mode: Any,
+        q_mode: Any,
+        *,
+        trainable: Any,
+    ) -> tuple[float, float]:
+        """Check and set what every member of the family shares (``hop_length``, ``n_bins``,
+        ``bins_per_octave``, ``pad_mode``, ``q_mode``, ``trainable``): ``(sr, fmin)``."""
+        sr = check_positive_float("sr", sr)
+        self.hop_length = check_positive_int("hop_length", hop_length)
+        fmin, self.n_bins, self.bins_per_octave = _bins(fmin, fmax, n_bins, bins_per_octave)
+        self.pad_mode = check_choice("pad_mode", pad_mode, PAD_MODES)
+        self.q_mode = check_choice("q_mode", q_mode, Q_MODES)
+        self.trainable = bool(trainable)
+        return sr, fmin
 
     def _init_format(self, output_format: str) -> None:
         self.output_format = check_choice("output_format", output_format, OUTPUT_FORMATS)

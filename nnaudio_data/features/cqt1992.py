@@ -11,12 +11,9 @@ import torch
 from nnaudio_data._checks import (
     check_choice,
     check_float_dtype,
-    check_positive_float,
-    check_positive_int,
 )
 from nnaudio_data.features._cqt_common import (
     BACKENDS,
-    _bins,
     _check_nyquist,
     _ConstantQ,
     _conv_response,
@@ -26,8 +23,8 @@ from nnaudio_data.features._cqt_common import (
     new_bank_token,
 )
 from nnaudio_data.functional._folded import FoldPlan, fold_plan
-from nnaudio_data.functional.framing import PAD_MODES, pad_signal
-from nnaudio_data.kernels.cqt import Q_MODES, cqt_frequencies, cqt_kernels
+from nnaudio_data.functional.framing import pad_signal
+from nnaudio_data.kernels.cqt import cqt_frequencies, cqt_kernels
 
 __all__ = ["CQT", "CQT1992v2"]
 
@@ -90,13 +87,9 @@ class CQT1992v2(_ConstantQ):
         dtype: Any = "float32",
     ) -> None:
         super().__init__()
-        sr = check_positive_float("sr", sr)
-        self.hop_length = check_positive_int("hop_length", hop_length)
-        fmin, self.n_bins, self.bins_per_octave = _bins(fmin, fmax, n_bins, bins_per_octave)
+        grid = (sr, hop_length, fmin, fmax, n_bins, bins_per_octave, pad_mode, q_mode)
+        sr, fmin = self._init_grid(*grid, trainable=trainable)
         self.center = bool(center)
-        self.pad_mode = check_choice("pad_mode", pad_mode, PAD_MODES)
-        self.trainable = bool(trainable)
-        self.q_mode = check_choice("q_mode", q_mode, Q_MODES)
         self.backend = check_choice("backend", backend, BACKENDS)
         if self.backend == "fft" and self.trainable:
             raise ValueError("backend='fft' needs frozen kernels; use trainable=False or 'conv'")

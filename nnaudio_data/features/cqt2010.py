@@ -12,22 +12,19 @@ import numpy as np
 import torch
 
 from nnaudio_data._checks import (
-    check_choice,
     check_float_dtype,
     check_positive_float,
-    check_positive_int,
 )
 from nnaudio_data._transform import nnaudio_keys
 from nnaudio_data.features._cqt_common import (
-    _bins,
     _check_nyquist,
     _ConstantQ,
     _conv_response,
     _kernel_pair,
 )
 from nnaudio_data.functional._decimate import lowpass_decimate
-from nnaudio_data.functional.framing import PAD_MODES, pad_signal
-from nnaudio_data.kernels.cqt import Q_MODES, cqt_frequencies, cqt_kernels, cqt_lengths, cqt_q
+from nnaudio_data.functional.framing import pad_signal
+from nnaudio_data.kernels.cqt import cqt_frequencies, cqt_kernels, cqt_lengths, cqt_q
 from nnaudio_data.kernels.lowpass import early_downsample_count, lowpass_filter
 
 __all__ = ["VQT", "CQT2010v2"]
@@ -69,10 +66,9 @@ class _Multirate(_ConstantQ):
         q_mode: Any,
         dtype: Any,
     ) -> None:
-        sr = check_positive_float("sr", sr)
-        self.hop_length = check_positive_int("hop_length", hop_length)
-        fmin, self.n_bins, bpo = _bins(fmin, fmax, n_bins, bins_per_octave)
-        self.bins_per_octave = bpo
+        grid = (sr, hop_length, fmin, fmax, n_bins, bins_per_octave, pad_mode, q_mode)
+        sr, fmin = self._init_grid(*grid, trainable=trainable)
+        bpo = self.bins_per_octave
         if not norm:
             raise ValueError(
                 f"norm={norm!r} is not supported (nnAudio ignores it); pass "
@@ -80,9 +76,6 @@ class _Multirate(_ConstantQ):
             )
         gamma = check_positive_float("gamma", gamma, allow_zero=True)
         self.gamma = gamma
-        self.pad_mode = check_choice("pad_mode", pad_mode, PAD_MODES)
-        self.trainable = bool(trainable)
-        self.q_mode = check_choice("q_mode", q_mode, Q_MODES)
         self._init_format(output_format)
         kdtype = check_float_dtype("dtype", dtype)
         freqs = cqt_frequencies(self.n_bins, fmin, bpo)

@@ -12,19 +12,14 @@ import numpy as np
 import torch
 
 from nnaudio_data._checks import (
-    check_choice,
     check_float_dtype,
-    check_positive_float,
-    check_positive_int,
 )
 from nnaudio_data._transform import nnaudio_keys
 from nnaudio_data.features._common import register_kernel
-from nnaudio_data.features._cqt_common import _bins, _check_nyquist, _ConstantQ
+from nnaudio_data.features._cqt_common import _check_nyquist, _ConstantQ
 from nnaudio_data.features.cqt1992 import CQT1992v2
 from nnaudio_data.features.cqt2010 import _Multirate
-from nnaudio_data.functional.framing import PAD_MODES
 from nnaudio_data.kernels.cqt import (
-    Q_MODES,
     cqt_frequencies,
     cqt_kernels,
     dft_kernels,
@@ -132,13 +127,9 @@ class CQT1992(_ConstantQ):
         dtype: Any = "float32",
     ) -> None:
         super().__init__()
-        sr = check_positive_float("sr", sr)
-        self.hop_length = check_positive_int("hop_length", hop_length)
-        fmin, self.n_bins, self.bins_per_octave = _bins(fmin, fmax, n_bins, bins_per_octave)
+        grid = (sr, hop_length, fmin, fmax, n_bins, bins_per_octave, pad_mode, q_mode)
+        sr, fmin = self._init_grid(*grid, trainable=trainable_STFT or trainable_CQT)
         self.center = bool(center)
-        self.pad_mode = check_choice("pad_mode", pad_mode, PAD_MODES)
-        self.trainable = bool(trainable_STFT or trainable_CQT)
-        self.q_mode = check_choice("q_mode", q_mode, Q_MODES)
         self._init_format(output_format)
         kdtype = check_float_dtype("dtype", dtype)
         freqs = cqt_frequencies(self.n_bins, fmin, self.bins_per_octave)

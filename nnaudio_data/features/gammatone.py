@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
-from nnaudio_data._checks import check_positive_float, check_positive_int
+from nnaudio_data._checks import check_positive_int
+from nnaudio_data.features._common import check_bool
 from nnaudio_data.features._filterbank import _FilterbankSpectrogram
-from nnaudio_data.features.stft import STFT
 from nnaudio_data.kernels.gammatone import gammatone_filterbank
 from nnaudio_data.kernels.windows import WindowSpec
 
@@ -34,7 +34,10 @@ class Gammatonegram(_FilterbankSpectrogram):
         trainable_bins: hold the weights as a parameter ``gammatone_basis``.
         trainable_STFT: hold the STFT kernels as parameters.
         verbose: accepted for compatibility; nothing is printed.
-        dtype, backend, **kwargs: passed to :class:`~nnaudio_data.features.stft.STFT`.
+        dtype, backend: the kernels' dtype and the STFT's path, as
+            :class:`~nnaudio_data.features.stft.STFT`.
+        **kwargs: ``iSTFT`` is passed to the STFT, as nnAudio does; anything else is a
+            ``ValueError``.
 
     Shape:
         - Input: ``(time,)``, ``(batch, time)``, ``(batch, 1, time)`` or ``(batch, channels, time)``
@@ -62,6 +65,9 @@ class Gammatonegram(_FilterbankSpectrogram):
         trainable_bins: bool = False,
         trainable_STFT: bool = False,
         verbose: bool = True,
+        *,
+        dtype: torch.dtype | str = torch.float32,
+        backend: str = "auto",
         **kwargs: Any,
     ) -> None:
         super().__init__()
@@ -72,22 +78,22 @@ class Gammatonegram(_FilterbankSpectrogram):
                 f"norm={norm!r} is not supported: the gammatone filters are gain-normalised "
                 "(nnAudio ignores norm); leave it at 1"
             )
-        self.power = check_positive_float("power", power)
         self.n_bins = check_positive_int("n_bins", n_bins)
-        self.trainable_bins = bool(trainable_bins)
-        self.stft = STFT(
+        self.trainable_bins = check_bool("trainable_bins", trainable_bins)
+        kernel_dtype = self._build_stft(
+            sr=sr,
             n_fft=n_fft,
             win_length=win_length,
             hop_length=hop_length,
             window=window,
-            freq_scale="no",
             center=center,
             pad_mode=pad_mode,
-            sr=sr,
-            trainable=bool(trainable_STFT),
-            output_format="Magnitude",
-            **kwargs,
+            power=power,
+            trainable_STFT=trainable_STFT,
+            verbose=verbose,
+            dtype=dtype,
+            backend=backend,
+            kwargs=kwargs,
         )
-        self.n_fft, self.hop_length, self.center = n_fft, self.stft.hop_length, center
-        basis = gammatone_filterbank(float(sr), n_fft, self.n_bins, fmin, fmax)
-        self._set_basis(torch.tensor(basis, dtype=self.stft.window_mask.dtype), self.trainable_bins)
+        basis = gammatone_filterbank(self.sr, self.n_fft, self.n_bins, fmin, fmax)
+        self._set_basis(torch.tensor(basis, dtype=kernel_dtype), self.trainable_bins)

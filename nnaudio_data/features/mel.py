@@ -15,7 +15,6 @@ import torch
 
 from nnaudio_data._checks import (
     check_choice,
-    check_float_dtype,
     check_positive_float,
     check_positive_int,
     check_range,
@@ -23,7 +22,6 @@ from nnaudio_data._checks import (
 from nnaudio_data._transform import Transform, nnaudio_keys
 from nnaudio_data.features._common import check_bool
 from nnaudio_data.features._filterbank import _FilterbankSpectrogram
-from nnaudio_data.features.stft import STFT
 from nnaudio_data.functional.filterbank import apply_filterbank
 from nnaudio_data.functional.level import power_to_db
 from nnaudio_data.kernels.dct import dct_matrix
@@ -31,9 +29,6 @@ from nnaudio_data.kernels.mel import mel_filterbank
 from nnaudio_data.kernels.windows import WindowSpec
 
 __all__ = ["MFCC", "MelSpectrogram"]
-
-#: keyword arguments MelSpectrogram passes on to its STFT (as nnAudio's ``**kwargs``)
-_STFT_KWARGS = frozenset({"iSTFT"})
 
 
 class MelSpectrogram(_FilterbankSpectrogram):
@@ -92,39 +87,21 @@ class MelSpectrogram(_FilterbankSpectrogram):
         **kwargs: Any,
     ) -> None:
         super().__init__()
-        unknown = sorted(set(kwargs) - _STFT_KWARGS)
-        if unknown:
-            raise ValueError(
-                f"unexpected keyword argument(s) {unknown} for MelSpectrogram; "
-                f"extra keywords accepted for the STFT: {sorted(_STFT_KWARGS)}"
-            )
-        self.power = check_positive_float("power", power)
         self.trainable_mel = check_bool("trainable_mel", trainable_mel)
-        self.trainable_STFT = check_bool("trainable_STFT", trainable_STFT)
-        kernel_dtype = check_float_dtype("dtype", dtype)
-        self.stft = STFT(
+        kernel_dtype = self._build_stft(
+            sr=sr,
             n_fft=n_fft,
             win_length=win_length,
-            freq_bins=None,
             hop_length=hop_length,
             window=window,
-            freq_scale="no",
             center=center,
             pad_mode=pad_mode,
-            sr=sr,
-            trainable=trainable_STFT,
-            output_format="Magnitude",
+            power=power,
+            trainable_STFT=trainable_STFT,
             verbose=verbose,
-            dtype=kernel_dtype,
+            dtype=dtype,
             backend=backend,
-            **kwargs,
-        )
-        self.sr = self.stft.sr
-        self.n_fft, self.hop_length = self.stft.n_fft, self.stft.hop_length
-        self.stride, self.center, self.pad_mode = (
-            self.hop_length,
-            self.stft.center,
-            self.stft.pad_mode,
+            kwargs=kwargs,
         )
         self.n_mels = check_positive_int("n_mels", n_mels)
         self.fmin, self.fmax, self.htk, self.norm = fmin, fmax, htk, norm

@@ -332,10 +332,10 @@ def _product(filterbank: torch.Tensor) -> torch.Tensor:
     sparse product: a 2-row, 998-frame block with 128 Kaldi bands, 107 us at 2 threads and 155 at
     one, where the coalesced COO's own kernel took 207 and 189, zeroing its output first; the
     same numbers bit for bit; whole recipes 0.4-1.4 ms faster a call at 16 x 10 s), coalesced
-    COO otherwise. Memoised per filterbank tensor while it is alive and unmodified (its version counter;
-    finding the bands and converting took 0.65 ms for 128 mel bands of n_fft 2048, half of a
-    1 s clip's call); a tensor without a version counter (made in inference mode) is converted
-    each time."""
+    COO otherwise. Memoised per filterbank tensor while it is alive and unmodified (its version
+    counter; finding the bands and converting took 0.65 ms for 128 mel bands of n_fft 2048, half
+    of a 1 s clip's call); a tensor without a version counter (made in inference mode) is
+    converted each time."""
     try:
         version = filterbank._version
     except RuntimeError:  # an inference tensor

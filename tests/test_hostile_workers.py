@@ -143,12 +143,12 @@ def _torch_raises_for_the_dead_worker(loader: Any) -> None:
 
     torch's process-wide SIGCHLD handler raises that error asynchronously, in whatever Python code
     the main thread runs when the worker dies. In a CI run it landed in a weakref callback of
-    torch.compile's, run by a garbage collection: the error became an "unraisable" that pytest
-    keeps (its traceback's frames, the iterator among them, alive to the test's end), the loader
-    found the death on its own 5 s poll, and the iterator's other worker outlived the test's
-    check. So the collector is run before and held off during the epoch (nothing from earlier
+    torch.compile's, run by a garbage collection, and became an "unraisable" (which pytest keeps
+    to the test's end); the loader then finds the death only on its own 5 s poll, and that test
+    failed. So the collector is run before and held off during the epoch (nothing from earlier
     tests is collected meanwhile), and the handler is set aside from the error on (the
-    survivors' exits would raise the same way) until the workers are reaped."""
+    survivors' exits would raise the same way, inside the iterator's ``__del__``) until the
+    workers are reaped."""
     gc.collect()
     gc.disable()
     try:

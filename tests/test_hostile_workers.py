@@ -149,6 +149,7 @@ def _torch_raises_for_the_dead_worker(loader: Any) -> None:
     tests is collected meanwhile), and the handler is set aside from the error on (the
     survivors' exits would raise the same way, inside the iterator's ``__del__``) until the
     workers are reaped."""
+    collecting = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
@@ -159,7 +160,8 @@ def _torch_raises_for_the_dead_worker(loader: Any) -> None:
             finally:  # the loader has installed torch's handler by now
                 handler = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     finally:
-        gc.enable()
+        if collecting:
+            gc.enable()
     try:
         gc.collect()  # the iterator: its __del__ stops its workers and unregisters them
     finally:

@@ -34,11 +34,18 @@ printed beside it):
 Before timing, ours is checked against each original on the first clip (max abs difference over
 the valid frames), so the table compares computations that give the same numbers.
 
+On a GPU (``--device cuda``) ours and the floor run there (each call timed to a
+``torch.cuda.synchronize``), as do the originals that can (openai-whisper and HF's Whisper
+extractor with ``device='cuda'``, torchlibrosa moved to the GPU); the CPU-only originals are checked
+against ours but not timed. ``--tf32`` allows TF32 in matmuls and cuDNN convolutions for the run
+(a user's global setting, which the recipes must not depend on: the checks show it).
+
 Run from the repository root::
 
     .venv/bin/python -m bench.bench_frontends                 # all recipes, 1 and 2 threads
     .venv/bin/python -m bench.bench_frontends --quick         # 2 threads, 3 rounds
     .venv/bin/python -m bench.bench_frontends --recipes whisper-80 panns-64 --rounds 9
+    python -m bench.bench_frontends --device cuda --threads 16 --batch 256   # on a GPU
 """
 
 from __future__ import annotations
@@ -97,11 +104,18 @@ class Impl:
     fn: Callable[[], object]
     out: Callable[[], np.ndarray] | None = None
     kind: str = "original"  # "ours", "floor" or "original"
+    on_device: bool = True  # False: a CPU-only original, checked but not timed on a GPU
 
 
-def _originals(name: str, xn: np.ndarray) -> list[Impl]:
-    """The original(s) of ``name`` on the float32 ``(16, n)`` batch, as their users run them."""
+def _gpu(device: str) -> str:
+    return "" if device == "cpu" else f", {device}"
+
+
+def _originals(name: str, xn: np.ndarray, device: str = "cpu") -> list[Impl]:
+    """The original(s) of ``name`` on the float32 ``(16, n)`` batch, as their users run them; those
+    that can run on ``device`` run there (the others are marked ``on_device=False``)."""
     clips = list(xn)
+    cpu_only = device != "cpu"
     if name.startswith("whisper"):
         import whisper.audio as wa
         from transformers import WhisperFeatureExtractor
@@ -110,35 +124,43 @@ def _originals(name: str, xn: np.ndarray) -> list[Impl]:
         if name == "whisper-80-nopad":
 
             def openai_nopad() -> list[torch.Tensor]:
-                return [wa.log_mel_spectrogram(torch.from_numpy(c), n_mels) for c in clips]
+                return [
+                    wa.log_mel_spectrogram(torch.from_numpy(c), n_mels, device=device)
+                    for c in clips
+                ]
 
             return [
                 Impl(
-                    "openai log_mel_spectrogram (per clip)",
+                    f"openai log_mel_spectrogram (per clip{_gpu(device)})",
                     openai_nopad,
-                    lambda: openai_nopad()[0].numpy(),
+                    lambda: openai_nopad()[0].cpu().numpy(),
                 )
             ]
 
         def openai() -> list[torch.Tensor]:
             return [
-                wa.log_mel_spectrogram(wa.pad_or_trim(torch.from_numpy(c)), n_mels) for c in clips
+                wa.log_mel_spectrogram(wa.pad_or_trim(torch.from_numpy(c)), n_mels, device=device)
+                for c in clips
             ]
 
         hf = WhisperFeatureExtractor(feature_size=n_mels)
 
         def hf_list() -> np.ndarray:
-            return hf(clips, sampling_rate=16000, return_tensors="np")["input_features"]
+            return hf(clips, sampling_rate=16000, return_tensors="np", device=device)[
+                "input_features"
+            ]
 
         def hf_each() -> list[np.ndarray]:
             return [
-                hf(c, sampling_rate=16000, return_tensors="np")["input_features"][0] for c in clips
+                hf(c, sampling_rate=16000, return_tensors="np", device=device)["input_features"][0]
+                for c in clips
             ]
 
+        g = _gpu(device)
         return [
-            Impl("openai log_mel_spectrogram(pad_or_trim) (per clip)", openai, lambda: openai()[0].numpy()),
-            Impl("HF WhisperFeatureExtractor (list of 16)", hf_list, lambda: hf_list()[0]),
-            Impl("HF WhisperFeatureExtractor (per clip)", hf_each, lambda: hf_each()[0]),
+            Impl(f"openai log_mel_spectrogram(pad_or_trim) (per clip{g})", openai, lambda: openai()[0].cpu().numpy()),
+            Impl(f"HF WhisperFeatureExtractor (list of {len(clips)}{g})", hf_list, lambda: hf_list()[0]),
+            Impl(f"HF WhisperFeatureExtractor (per clip{g})", hf_each, lambda: hf_each()[0]),
         ]  # fmt: skip
     if name == "kaldi-fbank-80":
         import kaldi_native_fbank as knf
@@ -158,7 +180,12 @@ def _originals(name: str, xn: np.ndarray) -> list[Impl]:
             return out
 
         return [
-            Impl("kaldi-native-fbank OnlineFbank (per clip)", knf_each, lambda: knf_each()[0].T)
+            Impl(
+                "kaldi-native-fbank OnlineFbank (per clip)",
+                knf_each,
+                lambda: knf_each()[0].T,
+                on_device=not cpu_only,
+            )
         ]
     if name == "lhotse-fbank-80":
         from lhotse import Fbank, FbankConfig
@@ -170,9 +197,10 @@ def _originals(name: str, xn: np.ndarray) -> list[Impl]:
 
         return [
             Impl(
-                "lhotse Fbank.extract_batch (list of 16)",
+                f"lhotse Fbank.extract_batch (list of {len(clips)})",
                 lhotse_batch,
                 lambda: np.asarray(lhotse_batch()[0]).T,  # type: ignore[index]
+                on_device=not cpu_only,
             )
         ]
     if name.startswith("ast"):
@@ -185,7 +213,12 @@ def _originals(name: str, xn: np.ndarray) -> list[Impl]:
             return ast(clips, sampling_rate=16000, return_tensors="np")["input_values"]
 
         return [
-            Impl("HF ASTFeatureExtractor, numpy (list of 16)", ast_list, lambda: ast_list()[0].T)
+            Impl(
+                f"HF ASTFeatureExtractor, numpy (list of {len(clips)})",
+                ast_list,
+                lambda: ast_list()[0].T,
+                on_device=not cpu_only,
+            )
         ]
     if name == "vggish-64":
         from torchvggish import mel_features, vggish_params
@@ -210,6 +243,7 @@ def _originals(name: str, xn: np.ndarray) -> list[Impl]:
                 "torchvggish log_mel_spectrogram (per clip)",
                 vggish_each,
                 lambda: vggish_each()[0].T,
+                on_device=not cpu_only,
             )
         ]
     # panns-64, clap-htsat-64: torchlibrosa as Cnn14 / HTSAT build it
@@ -225,18 +259,19 @@ def _originals(name: str, xn: np.ndarray) -> list[Impl]:
         sr=sr, n_fft=1024, n_mels=64, fmin=50.0, fmax=14000.0, ref=1.0, amin=1e-10,
         top_db=None, freeze_parameters=True,
     )  # fmt: skip
-    x = torch.from_numpy(xn)
+    spec, logmel = spec.to(device), logmel.to(device)
+    x = torch.from_numpy(xn).to(device)
 
     def tl_batch() -> torch.Tensor:
         with torch.no_grad():
             return logmel(spec(x))
 
-    return [Impl("torchlibrosa Spectrogram + LogmelFilterBank (batch)", tl_batch, lambda: tl_batch()[0, 0].T.numpy())]  # fmt: skip
+    return [Impl(f"torchlibrosa Spectrogram + LogmelFilterBank (batch{_gpu(device)})", tl_batch, lambda: tl_batch()[0, 0].T.cpu().numpy())]  # fmt: skip
 
 
 def _floor(name: str, x: torch.Tensor) -> Impl:
     n_fft, hop, win, center = FLOOR[_floor_key(name)]
-    w = torch.hann_window(win)
+    w = torch.hann_window(win, device=x.device)
 
     def floor() -> torch.Tensor:
         spec = torch.stft(
@@ -254,11 +289,11 @@ def _ours(name: str, x: torch.Tensor) -> Impl | None:
     try:
         from nnaudio_data.recipes import load_recipe
 
-        fe = load_recipe(name).eval()
+        fe = load_recipe(name).eval().to(x.device)
     except (ImportError, ValueError) as e:
         print(f"  {name}: our recipe is not available here ({e})", file=sys.stderr)
         return None
-    lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
+    lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long, device=x.device)
     valid = int(fe.output_lengths(lengths)[0])
 
     def run() -> torch.Tensor:
@@ -266,18 +301,18 @@ def _ours(name: str, x: torch.Tensor) -> Impl | None:
             return fe(x, lengths=lengths)
 
     def first() -> np.ndarray:
-        out = run()[0].numpy()
+        out = run()[0].cpu().numpy()
         return out if name in ("whisper-80", "whisper-128", "ast-128-1024") else out[:, :valid]
 
     return Impl(f"nnaudio_data {name}", run, first, kind="ours")
 
 
-def build(name: str, batch: int, seconds: float) -> list[Impl]:
-    """The cases of one recipe; ours checked against each original (printed)."""
+def build(name: str, batch: int, seconds: float, device: str = "cpu") -> list[Impl]:
+    """The cases of one recipe on ``device``; ours checked against each original (printed)."""
     sr = RATES.get(name, 16000)
     xn = make_batch(batch, seconds, sr)
-    x = torch.from_numpy(xn)
-    impls = [_floor(name, x), *_originals(name, xn)]
+    x = torch.from_numpy(xn).to(device)
+    impls = [_floor(name, x), *_originals(name, xn, device)]
     mine = _ours(name, x)
     if mine is not None and mine.out is not None:
         ref_out = mine.out()
@@ -292,7 +327,7 @@ def build(name: str, batch: int, seconds: float) -> list[Impl]:
                 else:
                     print(f"  check {name:16s} vs {impl.name:52s} SHAPES {theirs.shape} vs {ref_out.shape}", file=sys.stderr)  # fmt: skip
         impls.insert(0, mine)
-    return impls
+    return [i for i in impls if i.on_device]
 
 
 def _verdicts(best: dict[str, float], impls: list[Impl], pooled_floor: float) -> list[str]:
@@ -330,23 +365,36 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    ap.add_argument("--tf32", action="store_true", help="allow TF32 matmuls / convolutions (GPU)")
     args = ap.parse_args(argv)
     if args.quick:
         args.threads, args.rounds = [2], 3
+    sync = None
+    if args.device != "cpu":
+        if not torch.cuda.is_available():
+            ap.error(f"--device {args.device}: torch sees no CUDA device here")
+        sync = torch.cuda.synchronize
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
 
     rows, verdict_lines, machines, busy = [], [], [], []
     for threads in args.threads:
         set_threads(threads)
         machines.append(f"{threads} thread(s): {machine_details()}")
+        if args.device != "cpu":
+            machines.append(
+                f"{args.device}: {torch.cuda.get_device_name(args.device)}, CUDA "
+                f"{torch.version.cuda}, TF32 {'allowed' if args.tf32 else 'off'}"
+            )
         built = []
         for name in args.recipes:
             print(f"{name}, {threads} thread(s): building and checking ...", file=sys.stderr)
-            built.append((name, build(name, args.batch, args.seconds)))
+            built.append((name, build(name, args.batch, args.seconds, args.device)))
         # every recipe's cases in one interleaved group: a slow spell of the host (seen: a 2-thread
         # group running at 1-thread speed, ours and the floor alike) hits every row of a round,
         # not the recipes that happened to be timed during it
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        cases = [Case(f"{name} / {i.name}", i.fn) for name, impls in built for i in impls]
+        cases = [Case(f"{name} / {i.name}", i.fn, sync) for name, impls in built for i in impls]
         timed = time_cases(cases, rounds=args.rounds, warmup=1, pause=0.2)
         load = max(load, os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0)
         if load - threads > 0.5:  # more than this benchmark's own threads were running

@@ -360,12 +360,14 @@ def test_padded_batch_never_reads_the_padding(name: str) -> None:
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("tf32", [False, True], ids=["tf32-off", "tf32-allowed"])
 @pytest.mark.parametrize("name", NAMES)
-def test_on_cuda_with_tf32_allowed(name: str) -> None:
-    # The same bars on a GPU with TF32 allowed for matmuls and cuDNN convolutions (a user's global
-    # setting): an exact recipe must not depend on it (a TF32 DFT errs 2e-3 to 3e-2 on whisper-80).
+def test_on_cuda(name: str, tf32: bool) -> None:
+    # The same bars on a GPU, with TF32 off (torch's default for matmuls) and allowed for matmuls
+    # and cuDNN convolutions (a user's global setting; cuDNN's default): an exact recipe must not
+    # depend on it (a TF32 DFT errs 2e-3 to 3e-2 on whisper-80).
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
     try:
         clips, x, lengths = padded_batch(name)
         fe = load_recipe(name).eval().to("cuda")

@@ -70,6 +70,18 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@contextlib.contextmanager
+def tf32(allowed: bool) -> Iterator[None]:
+    """TF32 allowed (or not) for CUDA matmuls and cuDNN convolutions inside the block, restored
+    after (torch's defaults: off for matmuls, on for cuDNN)."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 def write_noise_wavs(
     root: Path, count: int, sr: int, *, level: float, base: int, step: int, corrupt: int
 ) -> list[str]:

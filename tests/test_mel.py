@@ -225,7 +225,7 @@ def test_batch_channels_and_lengths(device: str, signals: np.ndarray, cls: type)
         torch.testing.assert_close(out[1, 1], batched[2], rtol=1e-5, atol=1e-6)
     lengths = torch.tensor([1000, 5000, 22050])
     assert t.output_lengths(lengths).tolist() == [
-        t(torch.randn(n)).shape[-1] for n in lengths.tolist()
+        t(torch.randn(n, device=device)).shape[-1] for n in lengths.tolist()
     ]
     assert t.time_dim == -1
 

@@ -194,12 +194,16 @@ def test_shapes_batch_and_channels(device: str, signals: np.ndarray, backend: st
     batched = t(x, "Magnitude")
     per_item = torch.cat([t(row, "Magnitude") for row in x])  # (time,) -> (1, F, T)
     assert batched.shape == (3, 129, 1 + x.shape[-1] // 64)
-    torch.testing.assert_close(batched, per_item, rtol=1e-6, atol=1e-6)
+    # sums of 256 float32 products in whatever order the backend picks for the batch size (cuDNN
+    # chooses its convolution algorithm per shape): a few ulps of the spectrum's peak (seen on an
+    # H200: 1.3e-5 at a peak of ~40, 2e-7 of it)
+    peak = float(batched.abs().max())
+    torch.testing.assert_close(batched, per_item, rtol=1e-6, atol=1e-5 * peak)
     assert torch.equal(t(x.unsqueeze(1), "Magnitude"), batched)  # (B, 1, T) as nnAudio
     stereo = torch.stack([x[:2], x[1:]], dim=1)  # (2, 2, T)
     out = t(stereo)
     assert out.shape == (2, 2, 129, batched.shape[-1], 2)
-    torch.testing.assert_close(out[1, 0], t(x[1:2])[0], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(out[1, 0], t(x[1:2])[0], rtol=1e-6, atol=1e-5 * peak)
     assert t(stereo, "Magnitude").shape == (2, 2, 129, batched.shape[-1])
 
 

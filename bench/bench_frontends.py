@@ -12,7 +12,8 @@ The originals, run as their users run them:
 - whisper-80-nopad: openai ``log_mel_spectrogram(x)`` per clip;
 - kaldi-fbank-80: kaldi-native-fbank ``OnlineFbank`` per clip;
 - lhotse-fbank-80: lhotse ``Fbank().extract_batch`` on the list;
-- ast-128 / ast-128-1024: HF ``ASTFeatureExtractor`` (numpy path) on the list;
+- ast-128 / ast-128-1024: HF ``ASTFeatureExtractor`` on the list (its numpy path; torchaudio's Kaldi
+  fbank where torchaudio imports, as beside a CUDA torch);
 - vggish-64: torchvggish ``mel_features.log_mel_spectrogram`` per clip (the log-mel that
   ``waveform_to_examples`` frames into patches);
 - panns-64 / clap-htsat-64: torchlibrosa ``Spectrogram`` + ``LogmelFilterBank`` on the batch.
@@ -205,6 +206,10 @@ def _originals(name: str, xn: np.ndarray, device: str = "cpu") -> list[Impl]:
         ]
     if name.startswith("ast"):
         from transformers import ASTFeatureExtractor
+        from transformers.utils import is_speech_available
+
+        # HF takes torchaudio's Kaldi fbank where torchaudio imports (beside a CUDA torch), else numpy
+        path = "torchaudio" if is_speech_available() else "numpy"
 
         own = 1 + (xn.shape[1] - 400) // 160
         ast = ASTFeatureExtractor(max_length=1024 if name == "ast-128-1024" else own)
@@ -214,7 +219,7 @@ def _originals(name: str, xn: np.ndarray, device: str = "cpu") -> list[Impl]:
 
         return [
             Impl(
-                f"HF ASTFeatureExtractor, numpy (list of {len(clips)})",
+                f"HF ASTFeatureExtractor, {path} (list of {len(clips)})",
                 ast_list,
                 lambda: ast_list()[0].T,
                 on_device=not cpu_only,

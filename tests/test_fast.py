@@ -404,8 +404,9 @@ def test_block_sizes(
 
 
 def test_derived_block_size_follows_the_l2_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    # a block's windowed frames fill two L2s: 512 KiB -> 128 frames of 2048 float32, 1 MiB -> 256
-    for l2, frames in [(512 << 10, 128), (1 << 20, 256), (2 << 20, 512)]:
+    # a block's windowed frames fill two L2s, at least 2 MiB: 1 MiB -> 256 frames of 2048 float32,
+    # 2 MiB -> 512; 512 KiB -> 256 (2 MiB), not 128
+    for l2, frames in [(256 << 10, 256), (512 << 10, 256), (1 << 20, 256), (2 << 20, 512)]:
         monkeypatch.setattr(_blocksize, "cache_sizes", lambda l2=l2: (l2, 32 << 20))
         assert _blocksize.derived_frames(2048, 4) == frames
         assert _blocksize.derived_frames(2048, 8) == frames // 2

@@ -283,6 +283,11 @@ class KaldiFbank(Transform):
         feats = self._fbank(frames, None if padded is None else padded[..., :n])
         # feats is this call's own tensor from here on: without autograd the steps run in place
         own = writable(feats)
+        if padded is not None:
+            # the log over the whole padded buffer, its tail zeroed before and after: over the
+            # (..., n of target) view it took 2.3 ms against 1.4 (16 x 128 x 1024, 2 threads)
+            padded[..., n:].zero_()
+            feats = padded
         if self.use_log_fbank:
             feats = log(
                 feats,
@@ -292,7 +297,6 @@ class KaldiFbank(Transform):
             )
         if padded is not None:
             padded[..., n:].zero_()
-            feats = padded
         elif target is not None and n < target:
             feats = torch.nn.functional.pad(feats, (0, target - n))
         # frames past a clip's end: the zero padding AST gives them

@@ -8,7 +8,14 @@ On a 2-core AVX-512 EPYC VM with 1 MiB of L2 per core (n_fft 2048, float32: 256 
 at 22.05 kHz took 11.5 ms on one thread with blocks of 256 frames, 13.7 with 128, 14.7 with 384,
 15.6 with 512, 19-20 with 768-1024 (and 96-112 ms under load for the whole batch in one block);
 on two workers 9.2 ms with 256, 10.3 with 128, 11.5 with 384; at 44.1 kHz 256-512 frames were
-best (one thread 26-27 ms, two 20-21 ms). Measured:
+best (one thread 26-27 ms, two 20-21 ms). Where the L2 is smaller, a block still holds 2 MiB of
+frames: its fixed cost (some 25 torch calls, ~100 us) would outweigh the cache's gain. On a 2-core
+AVX2 EPYC VM with 512 KiB of L2 per core (best of 8, interleaved, a noisy host), 16 x 10 s of
+``kaldi-fbank-80`` (n_fft 512) took 22.4 ms on one thread with blocks of 1024 frames against
+25.1 with 512 (the two-L2 size), 29.7 with 256, 39.9 with 128, and 13.9 against 16.0 ms on two
+(``ast-128-1024``: 23.8 / 26.3 and 16.7 / 19.0); a 128-band mel of 16 x 4 s at 22.05 kHz, n_fft
+2048, 13.6 ms with 256 frames against 15.4 with 128 on one thread, 8.6 against 9.6 on two (n_fft
+1024: 512 frames, 13.0 / 14.7 and 8.9 / 11.2 ms). Measured:
 the candidates 1/4x to 4x of the derived size are timed on a synthetic batch the first time a key
 is seen (tens of milliseconds) and the fastest is kept for the process. Either way the block size
 changes only the speed: each frame's FFT and reduction do not depend on the block it is in.
@@ -29,6 +36,9 @@ __all__ = ["block_frames", "cache_sizes", "set_autotune"]
 _DEFAULT_L2 = 1 << 20
 _DEFAULT_L3 = 8 << 20
 _MIN_FRAMES, _MAX_FRAMES = 4, 1024
+#: the fewest bytes of windowed frames in a derived block, whatever the L2: each block costs some
+#: 25 torch calls (~100 us), which must stay small beside its work (below)
+_MIN_BLOCK_BYTES = 2 << 20
 
 _AUTOTUNE = os.environ.get("NNAUDIO_DATA_AUTOTUNE", "") not in ("", "0")
 #: measured choices, ``(n_fft, dtype, threads) -> frames per block``
@@ -72,9 +82,9 @@ def parse_size(text: str) -> int:
 
 
 def derived_frames(n_fft: int, itemsize: int) -> int:
-    """Frames whose windowed samples fill two L2 caches, within 4 and 1024."""
+    """Frames whose windowed samples fill two L2 caches, and at least 2 MiB, within 4 and 1024."""
     l2, _ = cache_sizes()
-    return min(_MAX_FRAMES, max(_MIN_FRAMES, 2 * l2 // (n_fft * itemsize)))
+    return min(_MAX_FRAMES, max(_MIN_FRAMES, max(2 * l2, _MIN_BLOCK_BYTES) // (n_fft * itemsize)))
 
 
 def block_frames(n_fft: int, dtype: torch.dtype, threads: int) -> int:

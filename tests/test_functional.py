@@ -169,6 +169,27 @@ def test_log_and_normalize_leave_their_input_and_keep_the_gradient(
         np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-10)
 
 
+@pytest.mark.parametrize(
+    ("mean", "std"),
+    [(-4.2677393, 2 * 4.5689974), (-4.0, 4.0), (0.5, 3)],
+    ids=["ast", "whisper", "int"],
+)
+def test_normalize_by_numbers_is_the_quotient_within_an_ulp(mean: float, std: float) -> None:
+    # one pass, x * (1 / std) - mean / std: against (x - mean) / std in float64, within 2 ulp of
+    # the values' scale; in place through out=, a new tensor without, the same bits either way
+    v = (RNG.random((3, 128, 500)) * 30 - 25).astype(np.float32)
+    ref = (v.astype(np.float64) - mean) / std
+    x = torch.from_numpy(v.copy())
+    new = AF.normalize(x, mean, std)
+    np.testing.assert_array_equal(x.numpy(), v)
+    ulp = float(np.spacing(np.float32(np.abs(ref).max())))
+    assert float(np.abs(new.numpy() - ref).max()) <= 2 * ulp
+    assert AF.normalize(x, mean, std, out=x) is x
+    np.testing.assert_array_equal(x.numpy(), new.numpy())
+    # std 0: the plain quotient (inf), not a ZeroDivisionError from 1 / std
+    assert bool(torch.isinf(AF.normalize(torch.tensor([1.0]), 0.0, 0.0)).all())
+
+
 @pytest.mark.parametrize("numpy_log", [True, False], ids=["numpy", "torch"])
 @pytest.mark.parametrize("base", [None, 10, 2])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

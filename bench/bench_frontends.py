@@ -380,7 +380,9 @@ def main(argv: list[str] | None = None) -> None:
         if not torch.cuda.is_available():
             ap.error(f"--device {args.device}: torch sees no CUDA device here")
         sync = torch.cuda.synchronize
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
+    elif args.tf32:
+        ap.error("--tf32 is a GPU setting: give --device cuda")
 
     rows, verdict_lines, machines, busy = [], [], [], []
     for threads in args.threads:

@@ -126,7 +126,7 @@ def _originals(name: str, xn: np.ndarray, device: str = "cpu") -> list[Impl]:
     """The original(s) of ``name`` on the float32 ``(16, n)`` batch, as their users run them; those
     that can run on ``device`` run there (the others are marked ``on_device=False``)."""
     clips = list(xn)
-    cpu_only = device != "cpu"
+    on_cpu = device == "cpu"  # CPU-only originals are timed only in a CPU run
     if name.startswith("whisper"):
         import whisper.audio as wa
         from transformers import WhisperFeatureExtractor
@@ -195,7 +195,7 @@ def _originals(name: str, xn: np.ndarray, device: str = "cpu") -> list[Impl]:
                 "kaldi-native-fbank OnlineFbank (per clip)",
                 knf_each,
                 lambda: knf_each()[0].T,
-                on_device=not cpu_only,
+                on_device=on_cpu,
             )
         ]
     if name == "lhotse-fbank-80":
@@ -211,7 +211,7 @@ def _originals(name: str, xn: np.ndarray, device: str = "cpu") -> list[Impl]:
                 f"lhotse Fbank.extract_batch (list of {len(clips)})",
                 lhotse_batch,
                 lambda: np.asarray(lhotse_batch()[0]).T,  # type: ignore[index]
-                on_device=not cpu_only,
+                on_device=on_cpu,
             )
         ]
     if name.startswith("ast"):
@@ -232,7 +232,7 @@ def _originals(name: str, xn: np.ndarray, device: str = "cpu") -> list[Impl]:
                 f"HF ASTFeatureExtractor, {path} (list of {len(clips)})",
                 ast_list,
                 lambda: ast_list()[0].T,
-                on_device=not cpu_only,
+                on_device=on_cpu,
             )
         ]
     if name == "vggish-64":
@@ -258,7 +258,7 @@ def _originals(name: str, xn: np.ndarray, device: str = "cpu") -> list[Impl]:
                 "torchvggish log_mel_spectrogram (per clip)",
                 vggish_each,
                 lambda: vggish_each()[0].T,
-                on_device=not cpu_only,
+                on_device=on_cpu,
             )
         ]
     # panns-64, clap-htsat-64: torchlibrosa as Cnn14 / HTSAT build it
@@ -345,7 +345,7 @@ def build(name: str, batch: int, seconds: float, device: str = "cpu") -> list[Im
     return [i for i in impls if i.on_device]
 
 
-def paired_ratio(ours: Timing, floor: Timing) -> float:
+def _paired_ratio(ours: Timing, floor: Timing) -> float:
     """The median over rounds of ours / the floor in the same round (timed back to back, so a
     slow spell of a shared host that falls on both cancels)."""
     return statistics.median(o / f for o, f in zip(ours.samples_ms, floor.samples_ms, strict=True))
@@ -355,14 +355,14 @@ def _verdicts(timings: dict[str, Timing], impls: list[Impl], pooled_floor: float
     """Verdicts on the best times, ours against the floor of its own row (timed in the same
     rounds, as many times); printed beside it: ``pooled_floor``, the floor's best time over
     every row of the same FFT size and hop at this thread count (a best of more calls than
-    ours had, so lower by chance alone on a noisy host), and :func:`paired_ratio`."""
+    ours had, so lower by chance alone on a noisy host), and :func:`_paired_ratio`."""
     ours = next((i for i in impls if i.kind == "ours"), None)
     floor = next(i for i in impls if i.kind == "floor")
     if ours is None:
         return ["ours: n/a"]
     best = {i.name: timings[i.name].min for i in impls}
     o, f = best[ours.name], best[floor.name]
-    paired = paired_ratio(timings[ours.name], timings[floor.name])
+    paired = _paired_ratio(timings[ours.name], timings[floor.name])
     out = [
         f"<= 1.3x floor: {'met' if o <= 1.3 * f else 'missed'} "
         f"({o / f:.2f}x its row's floor; {o / pooled_floor:.2f}x the best floor of any row; "
